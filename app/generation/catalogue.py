@@ -1,0 +1,145 @@
+"""The model catalogue: every model type Seedgrid knows, with the numbers SPEC.md gives.
+
+One place for each decision: a model type's architecture, scheduler, default
+parameters, bounds, timeout and incentive share live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
+from typing import Mapping
+
+from app.generation.errors import InvalidRequest
+
+
+class Architecture(str, Enum):
+    SD15 = "sd15"  # UNet2DConditionModel + AutoencoderKL + one CLIP text encoder
+    SDXL = "sdxl"  # UNet2DConditionModel (text_time) + two CLIP text encoders
+    TEXT_TO_VIDEO = "t2v"  # UNet3DConditionModel, text-to-video-ms-1.7b folder format
+    TEXT = "text"  # OpenAI-compatible text server (vLLM); not the diffusion engine
+    EXTERNAL = "external"  # a paid external image API; not the diffusion engine
+
+    @property
+    def is_diffusion(self) -> bool:
+        return self in (Architecture.SD15, Architecture.SDXL, Architecture.TEXT_TO_VIDEO)
+
+
+class MediaType(str, Enum):
+    PNG = "image/png"
+    MP4 = "video/mp4"
+    TEXT = "text"
+
+
+# Scheduler names accepted in params.scheduler, mapped to a diffusers class and the
+# config overrides that make it the sampler its name says.
+SCHEDULERS: Mapping[str, tuple[str, Mapping[str, object]]] = MappingProxyType(
+    {
+        "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False}),
+        "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True}),
+        "euler": ("EulerDiscreteScheduler", {}),
+        "euler_a": ("EulerAncestralDiscreteScheduler", {"timestep_spacing": "trailing"}),
+        "ddim": ("DDIMScheduler", {}),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Parameter bounds enforced on both sides of the protocol (SPEC.md, Protocol)."""
+
+    min_size: int = 64
+    max_size: int = 1024
+    size_multiple: int = 8  # the VAE downsamples by 8: other sizes change the latent grid
+    max_steps: int = 50  # SPEC.md: steps <= 50 bounds a request's GPU cost
+    max_frames: int = 64  # SPEC.md: frames <= 64
+    max_guidance: float = 30.0
+    max_prompt_chars: int = 1000
+    max_prompt_tokens: int = 77  # CLIP's context length, start and end tokens included
+    max_fps: int = 60
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    architecture: Architecture
+    incentive_share: float
+    timeout_s: float  # how long a validator waits for this model's answer
+    media_type: MediaType
+    steps: int = 0
+    width: int = 0
+    height: int = 0
+    guidance: float = 0.0
+    scheduler: str = ""
+    num_frames: int | None = None
+    fps: int | None = None
+    bounds: Bounds = field(default_factory=Bounds)
+    dev_checkpoint: str = ""  # folder name under <state>/checkpoints/dev
+
+    @property
+    def is_diffusion(self) -> bool:
+        return self.architecture.is_diffusion
+
+    @property
+    def is_video(self) -> bool:
+        return self.media_type is MediaType.MP4
+
+    def default_params(self) -> dict[str, object]:
+        params: dict[str, object] = {
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "width": self.width,
+            "height": self.height,
+            "scheduler": self.scheduler,
+        }
+        if self.is_video:
+            params["num_frames"] = self.num_frames
+            params["fps"] = self.fps
+        return params
+
+
+_SD15_BOUNDS = Bounds(min_size=256, max_size=1024)
+_SDXL_BOUNDS = Bounds(min_size=512, max_size=1536)
+_VIDEO_BOUNDS = Bounds(min_size=64, max_size=512)
+
+CATALOGUE: Mapping[str, ModelSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            ModelSpec("RealisticVision", Architecture.SD15, 0.22, 12, MediaType.PNG, 30, 512, 512, 7.0, "dpmpp_2m",
+                      bounds=_SD15_BOUNDS, dev_checkpoint="RealisticVision"),
+            ModelSpec("DreamShaper", Architecture.SD15, 0.06, 12, MediaType.PNG, 30, 512, 768, 7.0, "dpmpp_2m_karras",
+                      bounds=_SD15_BOUNDS, dev_checkpoint="DreamShaper"),
+            ModelSpec("AnimeV3", Architecture.SDXL, 0.30, 12, MediaType.PNG, 25, 1024, 1024, 7.0, "dpmpp_2m_karras",
+                      bounds=_SDXL_BOUNDS, dev_checkpoint="AnimeV3"),
+            # Turbo-like SDXL: few steps, an ancestral sampler with trailing timesteps.
+            ModelSpec("RealitiesEdgeXL", Architecture.SDXL, 0.26, 12, MediaType.PNG, 7, 1024, 1024, 5.5, "euler_a",
+                      bounds=_SDXL_BOUNDS, dev_checkpoint="RealitiesEdgeXL"),
+            ModelSpec("TextToVideo", Architecture.TEXT_TO_VIDEO, 0.12, 60, MediaType.MP4, 25, 256, 256, 9.0, "dpmpp_2m",
+                      num_frames=16, fps=8, bounds=_VIDEO_BOUNDS, dev_checkpoint="TextToVideo"),
+            ModelSpec("Gemma7b", Architecture.TEXT, 0.01, 64, MediaType.TEXT),
+            ModelSpec("GoJourney", Architecture.EXTERNAL, 0.03, 12, MediaType.PNG),
+        )
+    }
+)
+
+DIFFUSION_MODELS: tuple[str, ...] = tuple(n for n, s in CATALOGUE.items() if s.is_diffusion)
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise InvalidRequest("model", f"unknown model type {name!r}; known model types: {', '.join(CATALOGUE)}") from None
+
+
+def get_diffusion_spec(name: str) -> ModelSpec:
+    spec = get_spec(name)
+    if not spec.is_diffusion:
+        raise InvalidRequest(
+            "model",
+            f"model type {name!r} is a {spec.architecture.value} model, not served by the diffusion engine; "
+            f"diffusion model types: {', '.join(DIFFUSION_MODELS)}"
+        )
+    return spec

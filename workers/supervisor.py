@@ -1,0 +1,110 @@
+"""Runs replicas as separate processes, restarts one that dies, stops them all on a signal.
+
+`seedgrid worker gpu --replicas N` uses it: one process per replica, each pinned to a
+GPU round-robin through CUDA_VISIBLE_DEVICES (several replicas on one GPU share it, like
+fractional replicas). The supervisor itself never imports torch, so no CUDA state exists
+in a parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger("seedgrid.supervisor")
+
+MAX_RESTARTS = 5  # within RESTART_WINDOW_S; beyond that the failure is not transient
+RESTART_WINDOW_S = 60.0
+STOP_GRACE_S = 30.0  # a GPU task in flight gets this long to finish on SIGTERM
+
+
+@dataclass
+class Replica:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen | None = None
+    restarts: list[float] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, env=self.env)
+        log.info("started %s (pid %d)", self.name, self.proc.pid)
+
+
+def detect_gpus() -> list[str]:
+    """GPU ids without initialising CUDA: CUDA_VISIBLE_DEVICES, else nvidia-smi, else none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g for g in visible.split(",") if g.strip()]
+    if shutil.which("nvidia-smi"):
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+        if out.returncode == 0:
+            return [str(i) for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
+    return []
+
+
+def gpu_replicas(models: str, replicas: int, gpus: list[str], name: str | None, loglevel: str) -> list[Replica]:
+    out = []
+    for i in range(replicas):
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        argv = [sys.executable, "-m", "workers.gpu", "--model", models, "--index", str(i), "--loglevel", loglevel]
+        if name:
+            argv += ["--name", f"{name}{i}" if replicas > 1 else name]
+        out.append(Replica(f"replica {i}", argv, env))
+    return out
+
+
+def supervise(replicas: list[Replica]) -> int:
+    stopping = False
+
+    def on_signal(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for r in replicas:
+            r.start()
+        while not stopping:
+            time.sleep(0.5)
+            for r in replicas:
+                code = r.proc.poll() if r.proc else None
+                if code is None or stopping:
+                    continue
+                now = time.monotonic()
+                r.restarts = [t for t in r.restarts if now - t < RESTART_WINDOW_S] + [now]
+                if len(r.restarts) > MAX_RESTARTS:
+                    log.error("%s exited %d and failed %d times in %.0f s; stopping all replicas (see its log above)",
+                              r.name, code, MAX_RESTARTS, RESTART_WINDOW_S)
+                    stopping = True
+                    break
+                log.warning("%s exited with code %d; restarting it", r.name, code)
+                r.start()
+        return _stop_all(replicas)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _stop_all(replicas: list[Replica]) -> int:
+    live = [r for r in replicas if r.proc and r.proc.poll() is None]
+    for r in live:
+        r.proc.send_signal(signal.SIGTERM)  # Celery's warm shutdown: finish the task in hand
+    deadline = time.monotonic() + STOP_GRACE_S
+    for r in live:
+        try:
+            r.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %.0f s; killing it", r.name, STOP_GRACE_S)
+            r.proc.kill()
+            r.proc.wait()
+    failed = [r for r in replicas if r.proc and r.proc.returncode not in (0, -signal.SIGTERM)]
+    return 1 if failed else 0
