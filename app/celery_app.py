@@ -19,6 +19,7 @@ from celery import Celery
 from kombu import Queue as KombuQueue
 
 from app.generation.catalogue import get_spec
+from beat_schedule import BEAT_SCHEDULE
 from app.settings import get_settings
 
 GENERATE_TASK = "seedgrid.generate"
@@ -89,6 +90,7 @@ def create_app() -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         imports=("app.tasks.generation",),
+        beat_schedule=BEAT_SCHEDULE,
     )
     return app
 
