@@ -120,6 +120,27 @@ def models_build_dev(names: tuple[str, ...], force: bool) -> None:
         click.echo(f"{spec.name:16} {'built' if built else 'up to date':10} {folder}")
 
 
+@models.command("export-single-file")
+@click.option("--model", required=True, help="an SD1.5 model type")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def models_export_single_file(model: str, out: Path) -> None:
+    """Write an SD1.5 checkpoint folder as one original-format .safetensors file."""
+    from app.generation.catalogue import Architecture, get_diffusion_spec
+    from app.generation.singlefile import export_sd15
+
+    settings = _settings()
+    try:
+        spec = get_diffusion_spec(model)
+    except InvalidRequest as exc:
+        raise click.BadParameter(exc.message, param_hint="--model") from None
+    if spec.architecture is not Architecture.SD15:
+        raise click.BadParameter(f"{model} is {spec.architecture.value}; only SD1.5 types export", param_hint="--model")
+    folder = settings.checkpoint_path(model)
+    if not folder.is_dir():
+        raise click.ClickException(f"{folder} is not a checkpoint folder; run `seedgrid models build-dev` first")
+    click.echo(export_sd15(folder, out))
+
+
 # --- workers --------------------------------------------------------------------------
 @main.group()
 def worker() -> None:
