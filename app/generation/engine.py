@@ -45,6 +45,7 @@ class Engine:
         self.runtime = runtime
         self.checkpoint = checkpoint
         self.environment = fingerprint(runtime)
+        self.load_seconds = 0.0
         self._base_scheduler_config = dict(pipeline.scheduler.config)
 
     @classmethod
