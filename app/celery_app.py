@@ -66,6 +66,10 @@ def create_app() -> Celery:
         "visibility_timeout": settings.broker_visibility_timeout,
         "unacked_restore_interval": settings.unacked_restore_interval,
         "unacked_restore_throttle": 1,
+        # Ten priority levels, 0 first: the miner API orders queued requests by caller stake.
+        "priority_steps": list(range(10)),
+        "sep": ":",
+        "queue_order_strategy": "priority",
     }
     app.conf.update(
         task_serializer="json",

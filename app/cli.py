@@ -245,6 +245,177 @@ def _generate_via_queue(request, settings, timeout: float | None) -> dict:
         ) from None
 
 
+# --- wallet and chain -------------------------------------------------------------------
+@main.group()
+def wallet() -> None:
+    """Wallets (bittensor's keyfile layout), created offline."""
+
+
+@wallet.command("create")
+@click.option("--name", required=True, help="wallet (coldkey) name")
+@click.option("--hotkey", required=True, help="hotkey name")
+def wallet_create(name: str, hotkey: str) -> None:
+    """Create a wallet's coldkey (if missing) and a hotkey, unencrypted: for local networks and tests."""
+    from app.chain.base import ChainError
+    from app.chain.wallets import addresses, create_wallet
+
+    settings = _settings()
+    try:
+        w, created = create_wallet(settings.wallets_dir, name, hotkey)
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from None
+    hot, cold = addresses(w)
+    click.echo(f"{'created' if created else 'exists '} {name}/{hotkey}  hotkey {hot}  coldkey {cold}  ({settings.wallets_dir})")
+
+
+def _local_chain(hotkey: str | None = None):
+    from app.bootstrap import prepare_database
+    from app.chain.local import LocalChain
+
+    settings = _settings()
+    if settings.chain != "local":
+        raise click.ClickException(f"`seedgrid chain` administers the local chain; SEEDGRID_CHAIN is {settings.chain!r}")
+    prepare_database(settings)
+    return LocalChain(settings.sqlalchemy_url, settings.netuid, hotkey=hotkey)
+
+
+def _wallet_addresses(name: str, hotkey: str) -> tuple[str, str]:
+    from app.chain.base import ChainError
+    from app.chain.wallets import addresses, load_wallet
+
+    try:
+        return addresses(load_wallet(_settings().wallets_dir, name, hotkey))
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def chain() -> None:
+    """The local chain (SEEDGRID_CHAIN=local): subnet, registration, stake, blocks."""
+
+
+@chain.command("init")
+@click.option("--block-time", type=click.FloatRange(min=0.001, max=3600), default=None,
+              help="seconds per block (default SEEDGRID_LOCAL_BLOCK_TIME)")
+def chain_init(block_time: float | None) -> None:
+    """Create the local subnet (keeps an existing one and its clock)."""
+    c = _local_chain()
+    bt_ = block_time or _settings().local_block_time
+    created = c.init(block_time=bt_)
+    click.echo(f"subnet {c.netuid} {'created' if created else 'exists'}; block {c.block()} every {c.block_time():g} s")
+
+
+@chain.command("register")
+@click.option("--wallet", "wallet_name", required=True)
+@click.option("--hotkey", required=True)
+def chain_register(wallet_name: str, hotkey: str) -> None:
+    """Register a wallet's hotkey on the local subnet; prints its uid."""
+    from app.chain.base import ChainError
+
+    hot, cold = _wallet_addresses(wallet_name, hotkey)
+    try:
+        uid = _local_chain().register(hot, cold)
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"uid {uid}  {hot}")
+
+
+@chain.command("stake")
+@click.option("--wallet", "wallet_name", required=True)
+@click.option("--hotkey", required=True)
+@click.option("--amount", type=click.FloatRange(min=0), required=True, help="the hotkey's stake, in TAO")
+def chain_stake(wallet_name: str, hotkey: str, amount: float) -> None:
+    """Set a registered hotkey's stake."""
+    from app.chain.base import ChainError
+
+    hot, _ = _wallet_addresses(wallet_name, hotkey)
+    try:
+        _local_chain().set_stake(hot, amount)
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{hot} stake {amount:,.2f}")
+
+
+@chain.command("show")
+@click.option("--json", "as_json", is_flag=True)
+def chain_show(as_json: bool) -> None:
+    """The metagraph: uid, hotkey, stake, permit, axon, last update."""
+    from app.chain.base import ChainError
+
+    c = _local_chain()
+    try:
+        neurons, block = c.metagraph(), c.block()
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"block": block, "netuid": c.netuid, "neurons": [n.to_dict() for n in neurons]}))
+        return
+    click.echo(f"subnet {c.netuid} at block {block}: {len(neurons)} neurons")
+    for n in neurons:
+        click.echo(f"{n.uid:4d} {n.hotkey} stake {n.stake:>14,.2f} {'V' if n.validator_permit else ' '} "
+                   f"{n.axon or '-':21} updated {n.last_update}")
+
+
+@chain.command("block")
+def chain_block() -> None:
+    """The current block."""
+    from app.chain.base import ChainError
+
+    try:
+        click.echo(_local_chain().block())
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# --- miner ----------------------------------------------------------------------------
+@main.group()
+def miner() -> None:
+    """The miner's signed HTTP API."""
+
+
+@miner.command("serve")
+@click.option("--model", required=True, help="the model type this miner serves")
+@click.option("--wallet", "wallet_name", required=True)
+@click.option("--hotkey", required=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8091, show_default=True)
+@click.option("--announce/--no-announce", default=True, show_default=True,
+              help="publish host:port on the chain (serve_axon)")
+@click.option("--external-host", default=None, help="address validators use (default: --host)")
+def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int, announce: bool,
+                external_host: str | None) -> None:
+    """Serve POST /v1/generate, GET /v1/info and GET /healthz for MODEL."""
+    import uvicorn
+
+    from app.bootstrap import prepare_database, prepare_redis
+    from app.chain import open_chain
+    from app.chain.base import ChainError
+    from app.chain.wallets import load_wallet
+    from app.generation.catalogue import get_diffusion_spec
+    from app.net.miner_api import create_miner_app
+
+    settings = _settings()
+    try:
+        spec = get_diffusion_spec(model)
+    except InvalidRequest as exc:
+        raise click.BadParameter(exc.message, param_hint="--model") from None
+    try:
+        w = load_wallet(settings.wallets_dir, wallet_name, hotkey)
+        handle = prepare_redis(settings)
+        prepare_database(settings)
+        c = open_chain(settings, wallet=w)
+        if announce:
+            c.serve_axon(external_host or host, port)
+    except ChainError as exc:
+        raise click.ClickException(str(exc)) from None
+    import redis as redis_lib
+
+    app_ = create_miner_app(settings=settings, model=spec.name, hotkey=w.hotkey.ss58_address, chain=c,
+                            redis_client=redis_lib.Redis.from_url(handle.url))
+    click.echo(f"miner {w.hotkey.ss58_address} serving {spec.name} on http://{host}:{port}")
+    uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+
+
 # --- redis ----------------------------------------------------------------------------
 @main.group()
 def redis() -> None:

@@ -44,6 +44,28 @@ class Settings(BaseSettings):
     unacked_restore_interval: float = Field(10.0, gt=0, description="seconds between sweeps for lost tasks")
     result_expires: int = Field(24 * 3600, ge=60, description="seconds a task result is kept in Redis")
 
+    # Chain (SPEC.md: Chain)
+    chain: str = Field("local", description="local, finney, test, or a ws:// / wss:// endpoint")
+    netuid: int = Field(1, ge=0, le=65535)
+    local_block_time: float = Field(12.0, gt=0, le=3600, description="LocalChain seconds per block (set at init)")
+    wallet_path: Path | None = Field(None, description="wallet folder; <state>/wallets for the local chain")
+
+    # Miner admission (SPEC.md: Miner)
+    min_stake: float = Field(10_000.0, ge=0, description="callers below this stake are refused (403)")
+    require_validator_permit: bool = Field(False, description="refuse callers without a validator permit")
+    total_volume: int = Field(40, ge=1, le=1_000_000, description="requests per limit_interval, all validators")
+    limit_interval: int = Field(600, ge=1, description="seconds of one quota window")
+    max_concurrent_requests: int = Field(4, ge=1, le=10_000)
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="request bodies above this are refused (413)")
+    metagraph_ttl: float = Field(12.0, gt=0, description="seconds a miner caches the metagraph")
+
+    @field_validator("chain")
+    @classmethod
+    def _chain(cls, value: str) -> str:
+        if value not in ("local", "finney", "test") and not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"must be local, finney, test, or a ws:// or wss:// URL, got {value!r}")
+        return value
+
     @field_validator("model_paths", "model_configs")
     @classmethod
     def _known_models(cls, value: dict[str, Path], info) -> dict[str, Path]:
@@ -86,6 +108,14 @@ class Settings(BaseSettings):
     @property
     def broker_url(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def wallets_dir(self) -> Path:
+        if self.wallet_path:
+            return self.wallet_path.expanduser().resolve()
+        if self.chain == "local":
+            return self.state_path / "wallets"
+        return Path("~/.bittensor/wallets").expanduser()
 
     @property
     def artifacts_dir(self) -> Path:

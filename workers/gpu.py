@@ -37,6 +37,19 @@ def node_name(models: list[str], index: int, name: str | None) -> str:
     return f"{base}@{socket.gethostname()}"
 
 
+def publish_environment(engines, settings) -> None:
+    """Tell the miner API (GET /v1/info) what environment this model's outputs come from."""
+    import json
+
+    import redis
+
+    from app.keys import WORKER_ENVIRONMENT as ENV_KEY
+
+    client = redis.Redis.from_url(settings.broker_url)
+    for engine in engines:
+        client.set(ENV_KEY.format(model=engine.spec.name), json.dumps(engine.environment))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workers.gpu", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model type, comma list, or 'all'")
@@ -57,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.celery_app import Queue, celery_app
     from app.generation.service import preload
 
-    preload(models, settings)  # before consuming: no task ever waits for a load
+    engines = preload(models, settings)  # before consuming: no task ever waits for a load
+    publish_environment(engines, settings)
     queues = ",".join(Queue.generate(m).value for m in models)
     celery_app.worker_main([
         "worker", "--pool", "solo", "--queues", queues, "--hostname", node_name(models, args.index, args.name),

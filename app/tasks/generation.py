@@ -21,11 +21,15 @@ def generate(self, request: dict, enqueued_at: float | None = None) -> dict:
     )
 
 
-def enqueue(request: GenerationRequest | dict, *, queue: str | None = None) -> AsyncResult:
-    """Validate at the sender and send to the model's GPU queue (or `queue`, e.g. a worker's own)."""
+def enqueue(request: GenerationRequest | dict, *, queue: str | None = None, priority: int | None = None) -> AsyncResult:
+    """Validate at the sender and send to the model's GPU queue (or `queue`, e.g. a worker's own).
+
+    priority: 0 (served first) to 9; the miner API sets it from the caller's stake.
+    """
     req = request if isinstance(request, GenerationRequest) else parse_request(request)
     return generate.apply_async(
         kwargs={"request": req.to_dict(), "enqueued_at": time.time()},
         queue=queue or Queue.generate(req.model).value,
+        priority=priority,
         **time_limits(req.model),
     )

@@ -1,0 +1,145 @@
+"""Who may call a miner, how often, and how many at once (SPEC.md: Miner).
+
+- Blacklist: the caller must be registered, hold at least `min_stake`, and optionally a
+  validator permit.
+- Quota: `total_volume` requests per `limit_interval` window, split across validators
+  by stake (app/scoring/volume.py); counters live in Redis, so every API replica of this
+  miner shares them.
+- Concurrency: at most `max_concurrent` requests in flight, tracked in a Redis sorted
+  set whose stale entries (a crashed replica's) expire after the longest request time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import redis
+
+from app.chain.base import Chain, Neuron
+from app.scoring.volume import validator_quotas
+
+log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """A request the miner will not serve: status, machine-readable error, human detail."""
+
+    def __init__(self, status: int, error: str, detail: str, retry_after: int | None = None):
+        self.status, self.error, self.detail, self.retry_after = status, error, detail, retry_after
+        super().__init__(detail)
+
+
+class MetagraphCache:
+    """The chain's metagraph, refreshed at most every `ttl` seconds; stale beats none."""
+
+    def __init__(self, chain: Chain, ttl: float):
+        self.chain, self.ttl = chain, ttl
+        self._neurons: dict[str, Neuron] = {}
+        self._at = -math.inf
+        self._lock = threading.Lock()
+
+    def neurons(self) -> dict[str, Neuron]:
+        with self._lock:
+            if time.monotonic() - self._at >= self.ttl:
+                try:
+                    self._neurons = {n.hotkey: n for n in self.chain.metagraph()}
+                    self._at = time.monotonic()
+                except Exception as exc:  # keep serving on the last good metagraph
+                    if not self._neurons:
+                        raise
+                    log.warning("metagraph refresh failed (%s); using the one from %.0f s ago",
+                                exc, time.monotonic() - self._at)
+            return self._neurons
+
+
+@dataclass(frozen=True)
+class AdmissionPolicy:
+    min_stake: float
+    require_permit: bool
+    total_volume: int
+    limit_interval: int
+    max_concurrent: int
+    slot_ttl: float  # seconds after which an in-flight slot is considered abandoned
+
+
+class Admission:
+    def __init__(self, *, policy: AdmissionPolicy, metagraph: MetagraphCache, redis_client: redis.Redis,
+                 miner_hotkey: str):
+        self.policy = policy
+        self.metagraph = metagraph
+        self.redis = redis_client
+        self.key = f"seedgrid:miner:{miner_hotkey}"
+
+    def check_caller(self, hotkey: str) -> Neuron:
+        neuron = self.metagraph.neurons().get(hotkey)
+        if neuron is None:
+            raise Refused(403, "not_registered", f"hotkey {hotkey} is not registered on the subnet")
+        if neuron.stake < self.policy.min_stake:
+            raise Refused(403, "insufficient_stake",
+                          f"stake {neuron.stake:,.0f} is below this miner's minimum of {self.policy.min_stake:,.0f}")
+        if self.policy.require_permit and not neuron.validator_permit:
+            raise Refused(403, "no_validator_permit", "this miner serves validators with a validator permit only")
+        return neuron
+
+    def quotas(self) -> dict[str, int]:
+        stakes = {hk: n.stake for hk, n in self.metagraph.neurons().items()
+                  if n.validator_permit or not self.policy.require_permit}
+        return validator_quotas(stakes, total_volume=self.policy.total_volume, min_stake=self.policy.min_stake)
+
+    def priority(self, hotkey: str) -> int:
+        """Celery priority 0 (first) to 9 by the caller's stake rank among eligible validators."""
+        ranked = sorted(self.quotas(), key=lambda hk: -self.metagraph.neurons()[hk].stake)
+        return min(9, ranked.index(hotkey)) if hotkey in ranked else 9
+
+    def _window(self) -> tuple[int, int]:
+        now = time.time()
+        window = int(now // self.policy.limit_interval)
+        return window, max(1, math.ceil((window + 1) * self.policy.limit_interval - now))
+
+    def take_quota(self, hotkey: str) -> tuple[int, int]:
+        """Count one request against the caller's window; (used, quota) or Refused(429)."""
+        quota = self.quotas().get(hotkey, 0)
+        window, retry_after = self._window()
+        key = f"{self.key}:quota:{window}:{hotkey}"
+        pipe = self.redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, self.policy.limit_interval + 60)
+        used = pipe.execute()[0]
+        if used > quota:
+            raise Refused(429, "quota_exhausted",
+                          f"quota of {quota} requests per {self.policy.limit_interval} s used up; "
+                          f"retry in {retry_after} s", retry_after=retry_after)
+        return used, quota
+
+    def used(self) -> dict[str, int]:
+        window, _ = self._window()
+        out = {}
+        for hk in self.quotas():
+            out[hk] = int(self.redis.get(f"{self.key}:quota:{window}:{hk}") or 0)
+        return out
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of max_concurrent in-flight slots, or Refused(429)."""
+        key, member, now = f"{self.key}:inflight", uuid.uuid4().hex, time.time()
+        pipe = self.redis.pipeline()
+        pipe.zremrangebyscore(key, 0, now - self.policy.slot_ttl)  # a crashed replica's leftovers
+        pipe.zadd(key, {member: now})
+        pipe.zcard(key)
+        pipe.expire(key, int(self.policy.slot_ttl) + 60)
+        in_flight = pipe.execute()[2]
+        if in_flight > self.policy.max_concurrent:
+            self.redis.zrem(key, member)
+            raise Refused(429, "too_many_concurrent",
+                          f"{self.policy.max_concurrent} requests already in flight; retry in 1 s", retry_after=1)
+        try:
+            yield
+        finally:
+            self.redis.zrem(key, member)

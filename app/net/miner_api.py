@@ -1,0 +1,164 @@
+"""The miner's HTTP API (FastAPI): signed requests in, generation on the GPU queue, media out.
+
+Every request but /healthz is verified with bittensor's btauth/1 against this miner's
+hotkey (replays refused through a Redis nonce store shared by all API processes). Then,
+in this order: blacklist (403), input (400), quota (429), concurrency (429); then the
+request goes to the model's GPU queue with a priority from the caller's stake, and the
+API waits at most the model's timeout (504).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from app import __version__
+from app.chain.base import Chain
+from app.generation.catalogue import get_diffusion_spec
+from app.generation.errors import CheckpointError, InvalidRequest
+from app.generation.request import GenerationRequest, parse_request
+from app.keys import WORKER_ENVIRONMENT as ENV_KEY
+from app.net.admission import Admission, AdmissionPolicy, MetagraphCache, Refused
+from app.net.nonces import RedisNonceStore
+from app.net.schemas import ErrorBody, GenerateBody, GenerateResponse, InfoResponse
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+
+def _error(status: int, error: str, detail: str, field: str | None = None, retry_after: int | None = None):
+    body = {"error": error, "detail": detail}
+    if field:
+        body["field"] = field
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _responses(*codes: int) -> dict:
+    return {c: {"model": ErrorBody} for c in codes}
+
+
+def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chain,
+                     redis_client: redis.Redis) -> FastAPI:
+    spec = get_diffusion_spec(model)
+    timeout = settings.model_timeout(spec.name)
+    admission = Admission(
+        policy=AdmissionPolicy(min_stake=settings.min_stake, require_permit=settings.require_validator_permit,
+                               total_volume=settings.total_volume, limit_interval=settings.limit_interval,
+                               max_concurrent=settings.max_concurrent_requests,
+                               slot_ttl=settings.time_limits(spec.name)[1] + 30),
+        metagraph=MetagraphCache(chain, settings.metagraph_ttl), redis_client=redis_client, miner_hotkey=hotkey,
+    )
+    nonces = RedisNonceStore(redis_client, namespace=hotkey)
+    app = FastAPI(title="Seedgrid miner", version=__version__,
+                  description=f"Serves {spec.name}. Every request but /healthz is btauth/1-signed for hotkey {hotkey}.")
+
+    @app.exception_handler(Refused)
+    async def _refused(_request: Request, exc: Refused):
+        return _error(exc.status, exc.error, exc.detail, retry_after=exc.retry_after)
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(_request: Request, exc: InvalidRequest):
+        return _error(400, "invalid_request", exc.message, field=exc.field)
+
+    async def authenticated(request: Request) -> tuple[str, bytes]:
+        import bittensor as bt
+
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            raise Refused(413, "payload_too_large", f"body of {declared} bytes exceeds {settings.max_body_bytes}")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_body_bytes:
+                raise Refused(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes")
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        try:
+            caller = bt.http_auth.verify(dict(request.headers), body, method=request.method, path=target,
+                                         self_hotkey_ss58=hotkey, nonce_store=nonces)
+        except bt.http_auth.AuthError as exc:
+            raise Refused(401, "unauthorized", f"{type(exc).__name__}: {exc}") from None
+        return caller.hotkey_ss58, body
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok", "model": spec.name, "hotkey": hotkey, "version": __version__}
+
+    @app.get("/v1/info", response_model=InfoResponse, responses=_responses(401))
+    async def info(request: Request):
+        await authenticated(request)
+        env = redis_client.get(ENV_KEY.format(model=spec.name))
+        return InfoResponse(
+            model=spec.name, total_volume=settings.total_volume, limit_interval=settings.limit_interval,
+            max_concurrent=settings.max_concurrent_requests, min_stake=settings.min_stake,
+            volume_per_validator=admission.quotas(), used_per_validator=admission.used(), version=__version__,
+            environment=json.loads(env) if env else None,
+        )
+
+    @app.post("/v1/generate", response_model=GenerateResponse, responses=_responses(400, 401, 403, 413, 429, 500, 503, 504),
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": GenerateBody.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
+    async def generate(request: Request):
+        started = time.perf_counter()
+        caller, body = await authenticated(request)
+        admission.check_caller(caller)
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            raise InvalidRequest("body", "is not valid JSON") from None
+        req = parse_request(raw)
+        if req.model != spec.name:
+            raise InvalidRequest("model", f"this miner serves {spec.name}, not {req.model}")
+        admission.take_quota(caller)
+        with admission.slot():
+            result = await run_in_threadpool(_run, req, admission.priority(caller), timeout)
+        data = _read_artifact(result["artifact_path"])
+        timings = {**result["timings"], "total_ms": round((time.perf_counter() - started) * 1000, 1)}
+        return GenerateResponse(request_id=req.request_id, model=req.model, media_type=result["media_type"],
+                                data=base64.b64encode(data).decode(), pixel_sha256=result["pixel_sha256"],
+                                timings=timings, environment=result["environment"])
+
+    return app
+
+
+def _run(req: GenerationRequest, priority: int, timeout: float) -> dict:
+    """Enqueue and wait, in a worker thread (Celery's result backend is per thread)."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from app.tasks.generation import enqueue
+
+    async_result = enqueue(req, priority=priority)
+    try:
+        return async_result.get(timeout=timeout, propagate=True)
+    except CeleryTimeout:
+        async_result.revoke()
+        raise Refused(504, "timeout", f"no {req.model} result within {timeout:g} s "
+                                      f"(is a GPU worker running? `seedgrid worker gpu --model {req.model}`)") from None
+    except InvalidRequest:
+        raise
+    except CheckpointError as exc:
+        raise Refused(503, "model_unavailable", str(exc)) from None
+    except Exception as exc:
+        log.exception("generation %s failed", req.request_id)
+        raise Refused(500, "generation_failed", f"{type(exc).__name__}: {exc}") from None
+
+
+def _read_artifact(path: str) -> bytes:
+    from pathlib import Path
+
+    from app.generation.artifacts import load
+
+    try:
+        return load(Path(path))
+    except (OSError, ValueError) as exc:
+        raise Refused(500, "artifact_unreadable",
+                      f"the worker wrote {path} but this API cannot read it ({exc}); API and GPU workers must "
+                      f"share SEEDGRID_STATE_DIR") from None
