@@ -115,13 +115,13 @@ def postgres_url():
     admin.dispose()
 
 
-class WorkerProcess:
-    """A real GPU worker process (`seedgrid worker gpu`), with its output kept for failures."""
+class SeedgridProcess:
+    """A real `seedgrid ...` process in its own session, with its output kept for failures."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None):
-        self.log = Path(tempfile.mkstemp(prefix="worker-", suffix=".log", dir=STATE)[1])
+        self.log = Path(tempfile.mkstemp(prefix="proc-", suffix=".log", dir=STATE)[1])
         self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "seedgrid"), "worker", "gpu", *args, "--loglevel", "INFO"],
+            [str(Path(sys.executable).parent / "seedgrid"), *args],
             stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
             cwd=ROOT, start_new_session=True,
         )
@@ -129,15 +129,20 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_ready(self, app, count: int = 1, timeout: float = 120.0) -> list[str]:
+    def wait_http(self, url: str, timeout: float = 60.0) -> None:
+        import httpx
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
-            nodes = [n for r in (app.control.ping(timeout=0.5) or []) for n in r]
-            if len(nodes) >= count:
-                return nodes
-        raise AssertionError(f"worker not ready in {timeout} s:\n{self.output()[-3000:]}")
+                raise AssertionError(f"process exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
+            try:
+                if httpx.get(url, timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{url} did not answer in {timeout} s:\n{self.output()[-3000:]}")
 
     def stop(self, sig: int = 15, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
@@ -148,6 +153,23 @@ class WorkerProcess:
                 os.killpg(self.proc.pid, 9)
                 self.proc.wait()
         return self.proc.returncode
+
+
+class WorkerProcess(SeedgridProcess):
+    """A real GPU worker process (`seedgrid worker gpu`)."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
+        super().__init__("worker", "gpu", *args, "--loglevel", "INFO", env=env)
+
+    def wait_ready(self, app, count: int = 1, timeout: float = 120.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
+            nodes = [n for r in (app.control.ping(timeout=0.5) or []) for n in r]
+            if len(nodes) >= count:
+                return nodes
+        raise AssertionError(f"worker not ready in {timeout} s:\n{self.output()[-3000:]}")
 
 
 @pytest.fixture
@@ -162,3 +184,18 @@ def start_worker(redis_url, database):
     yield start
     for w in started:
         w.stop()
+
+
+@pytest.fixture(scope="module")
+def module_processes(redis_url, database):
+    """Start `seedgrid` processes that live for a whole test module."""
+    started: list[SeedgridProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, worker: bool = False) -> SeedgridProcess:
+        p = WorkerProcess(*args, env=env) if worker else SeedgridProcess(*args, env=env)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
