@@ -57,3 +57,32 @@ def test_invalid_settings_name_the_variable():
 def test_models_list_shows_the_catalogue():
     p = seedgrid("models", "list")
     assert p.returncode == 0 and "RealitiesEdgeXL" in p.stdout and "Gemma7b" in p.stdout
+
+
+def test_wallet_and_local_chain_commands(tmp_path):
+    env = {"SEEDGRID_STATE_DIR": str(tmp_path), "SEEDGRID_CHAIN": "local", "SEEDGRID_NETUID": "5"}
+    created = seedgrid("wallet", "create", "--name", "cold", "--hotkey", "hot", env=env)
+    assert created.returncode == 0 and "created cold/hot" in created.stdout
+    assert "exists" in seedgrid("wallet", "create", "--name", "cold", "--hotkey", "hot", env=env).stdout
+    missing = seedgrid("chain", "register", "--wallet", "cold", "--hotkey", "nope", env=env)
+    assert missing.returncode == 1 and "seedgrid wallet create --name cold --hotkey nope" in missing.stderr
+    no_subnet = seedgrid("chain", "register", "--wallet", "cold", "--hotkey", "hot", env=env)
+    assert no_subnet.returncode == 1 and "seedgrid chain init" in no_subnet.stderr
+    assert seedgrid("chain", "init", "--block-time", "0.5", env=env).returncode == 0
+    assert seedgrid("chain", "register", "--wallet", "cold", "--hotkey", "hot", env=env).stdout.startswith("uid 0")
+    assert seedgrid("chain", "stake", "--wallet", "cold", "--hotkey", "hot", "--amount", "42000", env=env).returncode == 0
+    shown = json.loads(seedgrid("chain", "show", "--json", env=env).stdout)
+    assert shown["netuid"] == 5 and shown["neurons"][0]["stake"] == 42000 and shown["neurons"][0]["validator_permit"]
+    bad = seedgrid("chain", "stake", "--wallet", "cold", "--hotkey", "hot", "--amount", "-1", env=env)
+    assert bad.returncode == 2 and "--amount" in bad.stderr
+
+
+def test_miner_serve_refuses_an_unregistered_hotkey_and_a_bad_model(tmp_path):
+    env = {"SEEDGRID_STATE_DIR": str(tmp_path), "SEEDGRID_CHAIN": "local"}
+    seedgrid("wallet", "create", "--name", "m", "--hotkey", "h", env=env)
+    seedgrid("chain", "init", env=env)
+    p = seedgrid("miner", "serve", "--model", "RealisticVision", "--wallet", "m", "--hotkey", "h", "--port", "1",
+                 env=env)
+    assert p.returncode == 1 and "not registered" in p.stderr and "seedgrid chain register" in p.stderr
+    p = seedgrid("miner", "serve", "--model", "Gemma7b", "--wallet", "m", "--hotkey", "h", env=env)
+    assert p.returncode == 2 and "--model" in p.stderr
