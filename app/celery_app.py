@@ -46,11 +46,22 @@ class Queue(str, Enum):
         return self is Queue.VALIDATOR_GPU or self.value.startswith("generate.")
 
 
+# Validator tasks by queue: HTTP on the I/O workers, torch on the GPU worker, the rest default.
+VALIDATOR_ROUTES = {
+    "seedgrid.validator.sync_miners": Queue.IO,
+    "seedgrid.validator.query_miner": Queue.IO,
+    "seedgrid.validator.reproduce": Queue.VALIDATOR_GPU,
+    "seedgrid.validator.verify_response": Queue.VALIDATOR_GPU,
+}
+
+
 def route_task(name, args, kwargs, options, task=None, **kw):
-    """Send each generate task to its model type's queue."""
+    """Send each generate task to its model type's queue, validator tasks to theirs."""
     if name == GENERATE_TASK:
         request = (kwargs or {}).get("request") or (args[0] if args else {})
         return {"queue": Queue.generate(request["model"]).value}
+    if name in VALIDATOR_ROUTES:
+        return {"queue": VALIDATOR_ROUTES[name].value}
     return None
 
 
@@ -93,7 +104,7 @@ def create_app() -> Celery:
         result_backend_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        imports=("app.tasks.generation",),
+        imports=("app.tasks.generation", "app.tasks.validator"),
         beat_schedule=BEAT_SCHEDULE,
     )
     return app

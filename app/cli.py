@@ -147,18 +147,55 @@ def worker() -> None:
     """Celery worker processes."""
 
 
+def _validator_role(role: str, name: str, loglevel: str, model: str = "all") -> None:
+    from workers.validator import main as validator_main
+
+    sys.exit(validator_main([role, "--name", name, "--loglevel", loglevel, "--model", model]))
+
+
+@worker.command("io")
+@click.option("--name", default="validator", show_default=True, help="node name prefix")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker_io(name: str, loglevel: str) -> None:
+    """The validator's I/O worker: miner queries and syncs, many at once (threads)."""
+    _validator_role("io", name, loglevel)
+
+
+@worker.command("default")
+@click.option("--name", default="validator", show_default=True, help="node name prefix")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker_default(name: str, loglevel: str) -> None:
+    """The validator's default worker: rounds, epoch ticks, weights, pruning."""
+    _validator_role("default", name, loglevel)
+
+
+@main.command("beat")
+@click.option("--name", default="validator", show_default=True)
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(name: str, loglevel: str) -> None:
+    """Celery beat with the schedule in beat_schedule.py."""
+    _validator_role("beat", name, loglevel)
+
+
 @worker.command("gpu")
-@click.option("--model", required=True, help="model type, comma-separated list, or 'all'")
+@click.option("--model", default=None, help="model type, comma-separated list, or 'all' (required for miners)")
+@click.option("--role", type=click.Choice(["miner", "validator"]), default="miner", show_default=True,
+              help="miner: generate.<MODEL> queues; validator: reproduction and verification")
 @click.option("--replicas", default=1, show_default=True, type=click.IntRange(1, 64),
               help="worker processes; each loads its pipeline once")
 @click.option("--gpus", default=None, help="GPU ids for round-robin placement (default: all visible)")
 @click.option("--name", default=None, help="node name prefix (default gpuN.MODEL)")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker_gpu(model: str, replicas: int, gpus: str | None, name: str | None, loglevel: str) -> None:
-    """Start GPU worker process(es) consuming generate.<MODEL> queues."""
+def worker_gpu(model: str | None, role: str, replicas: int, gpus: str | None, name: str | None,
+               loglevel: str) -> None:
+    """Start GPU worker process(es): a miner's generate.<MODEL> queues, or the validator's GPU queue."""
     from workers.gpu import parse_models
     from workers.supervisor import detect_gpus, gpu_replicas, supervise
 
+    if role == "validator":
+        _validator_role("gpu", name or "validator", loglevel, model or "all")
+    if not model:
+        raise click.BadParameter("a miner's GPU worker needs --model", param_hint="--model")
     try:
         parse_models(model)
     except InvalidRequest as exc:
@@ -382,8 +419,11 @@ def miner() -> None:
 @click.option("--announce/--no-announce", default=True, show_default=True,
               help="publish host:port on the chain (serve_axon)")
 @click.option("--external-host", default=None, help="address validators use (default: --host)")
+@click.option("--cheat", default=None, metavar="STRATEGY",
+              help="TEST MODE: answer dishonestly (wrong_seed, fewer_steps, other_scheduler, half_resolution, "
+                   "other_checkpoint, blank, error_text, replay, copy)")
 def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int, announce: bool,
-                external_host: str | None) -> None:
+                external_host: str | None, cheat: str | None) -> None:
     """Serve POST /v1/generate, GET /v1/info and GET /healthz for MODEL."""
     import uvicorn
 
@@ -399,6 +439,12 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
         spec = get_diffusion_spec(model)
     except InvalidRequest as exc:
         raise click.BadParameter(exc.message, param_hint="--model") from None
+    if cheat:
+        from app.net.cheats import Cheat
+
+        if cheat not in Cheat.strategies:
+            raise click.BadParameter(f"unknown strategy {cheat!r}; choose one of {', '.join(Cheat.strategies)}",
+                                     param_hint="--cheat")
     try:
         w = load_wallet(settings.wallets_dir, wallet_name, hotkey)
         handle = prepare_redis(settings)
@@ -410,10 +456,66 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
         raise click.ClickException(str(exc)) from None
     import redis as redis_lib
 
+    cheater = None
+    if cheat:
+        from app.net.cheats import Cheat
+
+        try:
+            cheater = Cheat(cheat, spec.name, database_url=settings.sqlalchemy_url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--cheat") from None
     app_ = create_miner_app(settings=settings, model=spec.name, hotkey=w.hotkey.ss58_address, chain=c,
-                            redis_client=redis_lib.Redis.from_url(handle.url))
-    click.echo(f"miner {w.hotkey.ss58_address} serving {spec.name} on http://{host}:{port}")
+                            redis_client=redis_lib.Redis.from_url(handle.url), cheat=cheater)
+    click.echo(f"miner {w.hotkey.ss58_address} serving {spec.name} on http://{host}:{port}"
+               + (f" (TEST MODE: cheating with {cheat})" if cheat else ""))
     uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
+
+
+# --- validator ------------------------------------------------------------------------
+@main.group()
+def validator() -> None:
+    """The validator: rounds, verification, tiers, weights."""
+
+
+@validator.command("run")
+@click.option("--name", default="validator", show_default=True, help="node name prefix")
+@click.option("--loglevel", default="INFO", show_default=True)
+def validator_run(name: str, loglevel: str) -> None:
+    """Start the validator's I/O, default and GPU workers and beat, supervised."""
+    from app.bootstrap import prepare_database, prepare_redis
+    from app.chain.base import ChainError
+    from app.chain.wallets import load_wallet
+    from workers.supervisor import supervise, validator_processes
+
+    settings = _settings()
+    try:
+        load_wallet(settings.wallets_dir, settings.validator_wallet, settings.validator_hotkey)
+        prepare_redis(settings)
+        prepare_database(settings)
+    except ChainError as exc:
+        raise click.ClickException(f"{exc} (SEEDGRID_VALIDATOR_WALLET / SEEDGRID_VALIDATOR_HOTKEY)") from None
+    logging.getLogger("seedgrid.supervisor").setLevel(loglevel)
+    sys.exit(supervise(validator_processes(name, loglevel)))
+
+
+@validator.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def validator_status(as_json: bool) -> None:
+    """The leaderboard: uid, model, tier, rates, score, weight."""
+    from app.bootstrap import prepare_database
+    from app.validator.status import leaderboard
+
+    settings = _settings()
+    prepare_database(settings)
+    rows = leaderboard(settings)
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    click.echo(f"{'uid':>4} {'model':16} {'tier':12} {'req':>7} {'valid':>7} {'score':>8} {'weight':>8}  hotkey")
+    for r in rows:
+        rate = lambda v: "   -   " if v is None else f"{v:7.1%}"  # noqa: E731
+        click.echo(f"{r['uid']:4d} {r['model'] or '-':16} {r['tier']:12} {rate(r['request_rate'])} "
+                   f"{rate(r['validation_rate'])} {r['score']:8.4f} {r['weight']:8.4f}  {r['hotkey']}")
 
 
 # --- redis ----------------------------------------------------------------------------

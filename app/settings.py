@@ -59,11 +59,48 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="request bodies above this are refused (413)")
     metagraph_ttl: float = Field(12.0, gt=0, description="seconds a miner caches the metagraph")
 
+    # Validator (SPEC.md: Validator, Tiers)
+    validator_wallet: str = Field("validator", description="the validator's wallet name")
+    validator_hotkey: str = Field("default", description="the validator's hotkey name")
+    epoch_length: int = Field(360, ge=1, description="blocks per epoch: tier rollover and weight setting")
+    challenge_interval: float = Field(30.0, gt=0, description="seconds between challenge rounds")
+    challenge_group_size: int = Field(8, ge=1, le=256, description="miners sent each challenge")
+    challenge_params: dict[str, dict] = Field(default_factory=dict,
+                                              description="per-model overrides of challenge params (JSON)")
+    challenge_service_url: str | None = Field(None, description="optional prompt service: GET -> {prompt}")
+    sync_interval: float = Field(60.0, gt=0, description="seconds between metagraph/miner-info syncs")
+    tick_interval: float = Field(6.0, gt=0, description="seconds between epoch checks")
+    tier_table: str | None = Field(None, description="JSON tier table, lowest first (SPEC.md's by default)")
+    verification_thresholds: dict[str, float] = Field(default_factory=dict,
+                                                      description="per-model cosine thresholds (calibrated by default)")
+    artifact_retention: float = Field(3 * 24 * 3600.0, gt=0, description="seconds validator artifacts are kept")
+    query_grace: float = Field(5.0, ge=0, description="seconds beyond a model's timeout a query may take")
+
     @field_validator("chain")
     @classmethod
     def _chain(cls, value: str) -> str:
         if value not in ("local", "finney", "test") and not value.startswith(("ws://", "wss://")):
             raise ValueError(f"must be local, finney, test, or a ws:// or wss:// URL, got {value!r}")
+        return value
+
+    @field_validator("challenge_params", "verification_thresholds")
+    @classmethod
+    def _known_diffusion_models(cls, value: dict, info) -> dict:
+        for name in value:
+            if name not in DIFFUSION_MODELS:
+                raise ValueError(f"unknown model type {name!r} in {info.field_name}; known: {', '.join(DIFFUSION_MODELS)}")
+        return value
+
+    @field_validator("tier_table")
+    @classmethod
+    def _tiers(cls, value: str | None) -> str | None:
+        if value:
+            from app.scoring.tiers import TierTable
+
+            try:
+                TierTable.from_json(value)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"not a valid tier table: {exc}") from None
         return value
 
     @field_validator("model_paths", "model_configs")
@@ -139,6 +176,11 @@ class Settings(BaseSettings):
 
     def longest_hard_limit(self) -> float:
         return max(self.time_limits(m)[1] for m in DIFFUSION_MODELS)
+
+    def tiers(self):
+        from app.scoring.tiers import TierTable
+
+        return TierTable.from_json(self.tier_table) if self.tier_table else TierTable()
 
     @property
     def broker_visibility_timeout(self) -> float:

@@ -62,6 +62,12 @@ def gpu_replicas(models: str, replicas: int, gpus: list[str], name: str | None, 
     return out
 
 
+def validator_processes(name: str, loglevel: str, roles=("io", "default", "gpu", "beat")) -> list[Replica]:
+    return [Replica(f"validator {role}",
+                    [sys.executable, "-m", "workers.validator", role, "--name", name, "--loglevel", loglevel],
+                    dict(os.environ)) for role in roles]
+
+
 def supervise(replicas: list[Replica]) -> int:
     stopping = False
 

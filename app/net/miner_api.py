@@ -47,7 +47,8 @@ def _responses(*codes: int) -> dict:
 
 
 def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chain,
-                     redis_client: redis.Redis) -> FastAPI:
+                     redis_client: redis.Redis, cheat=None) -> FastAPI:
+    """The miner's app. `cheat` (app.net.cheats.Cheat) turns it into a test cheater."""
     spec = get_diffusion_spec(model)
     timeout = settings.model_timeout(spec.name)
     admission = Admission(
@@ -118,8 +119,12 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
         if req.model != spec.name:
             raise InvalidRequest("model", f"this miner serves {spec.name}, not {req.model}")
         admission.take_quota(caller)
+        priority = admission.priority(caller)
+        if cheat is not None:
+            with admission.slot():
+                return await run_in_threadpool(_cheat_answer, cheat, req, priority, timeout, started, redis_client)
         with admission.slot():
-            result = await run_in_threadpool(_run, req, admission.priority(caller), timeout)
+            result = await run_in_threadpool(_run, req, priority, timeout)
         data = _read_artifact(result["artifact_path"])
         timings = {**result["timings"], "total_ms": round((time.perf_counter() - started) * 1000, 1)}
         return GenerateResponse(request_id=req.request_id, model=req.model, media_type=result["media_type"],
@@ -149,6 +154,23 @@ def _run(req: GenerationRequest, priority: int, timeout: float) -> dict:
     except Exception as exc:
         log.exception("generation %s failed", req.request_id)
         raise Refused(500, "generation_failed", f"{type(exc).__name__}: {exc}") from None
+
+
+def _cheat_answer(cheat, req: GenerationRequest, priority: int, timeout: float, started: float,
+                  redis_client: redis.Redis) -> GenerateResponse:
+    from app.generation import media
+
+    data, media_type = cheat.answer(req, lambda r: _run(r, priority, timeout), _read_artifact)
+    try:
+        claimed = media.pixel_sha256(media.decode(data, media_type))
+    except (media.MediaError, ValueError):
+        claimed = "0" * 64
+    env = redis_client.get(ENV_KEY.format(model=req.model))
+    elapsed = round((time.perf_counter() - started) * 1000, 1)
+    return GenerateResponse(request_id=req.request_id, model=req.model, media_type=media_type,
+                            data=base64.b64encode(data).decode(), pixel_sha256=claimed,
+                            timings={"queued_ms": 0.0, "generate_ms": elapsed, "total_ms": elapsed},
+                            environment=json.loads(env) if env else {})
 
 
 def _read_artifact(path: str) -> bytes:
