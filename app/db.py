@@ -13,11 +13,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # We issue BEGIN ourselves (below), so the driver must not open transactions implicitly.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer: many local processes share it
     cur.execute("PRAGMA busy_timeout=30000")  # wait for a writer instead of failing with 'database is locked'
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _begin_immediate(conn) -> None:
+    # Take SQLite's write lock at the start of every transaction: many local processes
+    # read-then-write the same rows, and a deferred transaction that read an older
+    # snapshot would fail its first write at once instead of waiting its turn.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> Engine:
@@ -27,6 +36,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _begin_immediate)
         return engine
     return create_engine(url, pool_pre_ping=True)
 

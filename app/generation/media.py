@@ -21,11 +21,15 @@ from app.generation.catalogue import Bounds, MediaType
 
 HASH_DOMAIN = b"seedgrid-pixels/1"
 PNG_COMPRESS_LEVEL = 6  # fixed: PNG bytes are stable when pixels and settings are
-# Byte-stable H.264 (SPEC.md): one thread, bit-exact flags, no metadata. CRF 18 is
-# visually lossless; yuv420p plays in every browser.
+# Byte-stable H.264 (SPEC.md): one thread, bit-exact flags, no metadata; yuv420p, High
+# profile, plays in every browser. CRF 2 (near-lossless) rather than the usual 18: frames
+# that differ by one level in a few pixels (another CPU ISA) must stay near each other
+# after encoding. At CRF 18 the encoder's quantisation decisions flip and the honest
+# distance grew to half a cheat's; at CRF 2 the margin is about 50x
+# (bench/calibrate_verification.py). It costs about 2x the bytes.
 MP4_ENCODE_PARAMS = [
     "-threads", "1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
-    "-preset", "medium", "-crf", "18", "-movflags", "+faststart",
+    "-preset", "medium", "-crf", "2", "-movflags", "+faststart",
 ]
 MAX_DECODED_PIXELS = 64 * 1536 * 1536  # refuse to decode media larger than any valid output
 

@@ -16,7 +16,6 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import redis
@@ -41,10 +40,17 @@ from app.verification.verdict import failed, verify
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=4)
+_identities: dict[tuple, tuple] = {}
+
+
 def _identity(settings: Settings):
-    wallet = load_wallet(settings.wallets_dir, settings.validator_wallet, settings.validator_hotkey)
-    return wallet, open_chain(settings, wallet=wallet)
+    """The validator's wallet and chain, loaded once per process (per identity)."""
+    key = (str(settings.wallets_dir), settings.validator_wallet, settings.validator_hotkey, settings.chain,
+           settings.netuid, settings.sqlalchemy_url)
+    if key not in _identities:
+        w = load_wallet(settings.wallets_dir, settings.validator_wallet, settings.validator_hotkey)
+        _identities[key] = (w, open_chain(settings, wallet=w))
+    return _identities[key]
 
 
 def wallet(settings: Settings):
@@ -188,21 +194,22 @@ def query_miner(settings: Settings, response_id: int) -> str:
     except (ValueError, TypeError) as exc:  # a malformed body (bad base64, wrong shapes)
         latency = time.monotonic() - t0
         status, fields = "error", dict(error=f"malformed answer: {exc}")
+    epoch = epoch_of(chain(settings).block(), settings)
     with session_scope(settings.sqlalchemy_url) as s:
         response = records.record_answer(s, response_id=response_id, status=status, latency_s=latency, **fields)
         if status != "answered":
-            _count(s, settings, response, request_success=False, verified=False)
+            _count(s, settings, response, request_success=False, verified=False, epoch=epoch)
         reproduced = s.get(Challenge, response.challenge_id).status == "reproduced"
     return "verify" if status == "answered" and reproduced else status
 
 
-def _count(s, settings: Settings, response: Response, *, request_success: bool, verified: bool) -> None:
+def _count(s, settings: Settings, response: Response, *, request_success: bool, verified: bool, epoch: int) -> None:
+    """Record the outcome. `epoch` is read before the session opens: a chain read inside it
+    would need a second connection while this one holds SQLite's write lock."""
     challenge = s.get(Challenge, response.challenge_id)
-    block = chain(settings).block()
     records.record_outcome(s, response=response, kind=challenge.kind, model=challenge.model,
                            request_success=request_success, verified=verified,
-                           timeout_s=settings.model_timeout(challenge.model), tiers=settings.tiers(),
-                           epoch=epoch_of(block, settings))
+                           timeout_s=settings.model_timeout(challenge.model), tiers=settings.tiers(), epoch=epoch)
 
 
 # -- reproduce and verify --------------------------------------------------------------
@@ -261,10 +268,11 @@ def verify_response(settings: Settings, response_id: int) -> str | None:
         verdict = verify(data=data, media_type=media_type, expected_pixels=expected, expected_sha256=expected_sha,
                          expected_media_type=spec.media_type.value, threshold=threshold_for(model, settings),
                          duplicate_of=dup)
+    epoch = epoch_of(chain(settings).block(), settings)
     try:
         with session_scope(settings.sqlalchemy_url) as s:
             response = records.record_verdict(s, response_id=response_id, verdict=verdict)
-            _count(s, settings, response, request_success=well_formed, verified=verdict.verified)
+            _count(s, settings, response, request_success=well_formed, verified=verdict.verified, epoch=epoch)
     except IntegrityError:
         log.info("response %d was counted already (redelivered task)", response_id)
     return verdict.path

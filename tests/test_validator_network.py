@@ -1,0 +1,169 @@
+"""A whole network on real processes until two epochs have rolled over.
+
+LocalChain with fast blocks (an epoch of 360 blocks in 18 s); honest miners for an image
+type (one of them on another thread count, so the tolerant path is exercised) and the
+video type; one cheater for every strategy; the validator's I/O, default and GPU workers
+and beat (`seedgrid validator run`). Miners keep their own brokers where it matters: the
+2-thread miner (everything else runs 1 thread) has a GPU worker on a Redis database of
+its own.
+"""
+
+import json
+import os
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from app.chain.local import LocalChain
+from app.chain.wallets import create_wallet
+from app.db import session_scope
+from app.models import Epoch, MinerState, Outcome, Response, TierChange
+
+from .conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+NETUID = 2
+BLOCK_TIME = 0.1  # 360 blocks in 36 s
+CHEATS = ("wrong_seed", "fewer_steps", "other_scheduler", "half_resolution", "other_checkpoint", "blank",
+          "error_text", "replay", "copy")
+TIERS = [  # SPEC.md's table scaled down so that promotion shows within two epochs
+    {"name": "Bronze", "request_success": 0, "validation_success": 0, "min_successes": 0, "reward_factor": 0.45,
+     "request_limit": 1000},
+    {"name": "Silver", "request_success": 0.9, "validation_success": 0.9, "min_successes": 2, "reward_factor": 0.55,
+     "request_limit": 1000},
+    {"name": "Gold", "request_success": 0.9, "validation_success": 0.9, "min_successes": 4, "reward_factor": 0.72,
+     "request_limit": 1000},
+    {"name": "Grandmaster", "request_success": 0.99, "validation_success": 0.99, "min_successes": 500,
+     "reward_factor": 0.85, "request_limit": 1000},
+    {"name": "Challenger", "request_success": 0.99, "validation_success": 0.99, "min_successes": 1000,
+     "reward_factor": 1.0, "request_limit": 1000},
+]
+
+
+@pytest.fixture(scope="module")
+def network(settings, database, module_processes, redis_url):
+    env = {
+        # A round every 6 s: the miners' one CPU "GPU" worker clears a round in about 4 s. One
+        # torch thread per process (2 cores for ~20 processes); model timeouts x3 for CPU.
+        "SEEDGRID_NETUID": str(NETUID), "SEEDGRID_CHALLENGE_INTERVAL": "6", "SEEDGRID_SYNC_INTERVAL": "2",
+        "SEEDGRID_THREADS": "1", "SEEDGRID_TIMEOUT_SCALE": "3",
+        "SEEDGRID_TICK_INTERVAL": "1", "SEEDGRID_METAGRAPH_TTL": "1", "SEEDGRID_TOTAL_VOLUME": "1000",
+        "SEEDGRID_CHALLENGE_GROUP_SIZE": "32", "SEEDGRID_TIER_TABLE": json.dumps(TIERS),
+        "SEEDGRID_VALIDATOR_WALLET": "net", "SEEDGRID_VALIDATOR_HOTKEY": "validator",
+        "SEEDGRID_CHALLENGE_PARAMS": json.dumps({"RealisticVision": {"steps": 3, "width": 512, "height": 512},
+                                                 "TextToVideo": {"steps": 3, "width": 64, "height": 64,
+                                                                 "num_frames": 6}}),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # this process reads the same chain and settings as the network
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        yield _start(settings, database, module_processes, redis_url, env)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+
+
+def _start(settings, database, module_processes, redis_url, env):
+    chain = LocalChain(database, NETUID)
+    chain.init(block_time=BLOCK_TIME)
+    keys = {}
+    for name in ("validator", "honest_image", "honest_threads2", "honest_video", *CHEATS):
+        w, _ = create_wallet(settings.wallets_dir, "net", name)
+        keys[name] = w.hotkey.ss58_address
+        chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
+    chain.set_stake(keys["validator"], 1_000_000)
+    own_broker = redis_url.rsplit("/", 1)[0] + "/13"
+    module_processes("--model", "RealisticVision,DreamShaper,TextToVideo", env=env, worker=True)
+    module_processes("--model", "RealisticVision", "--name", "threads2",
+                     env={**env, "SEEDGRID_THREADS": "2", "SEEDGRID_REDIS_URL": own_broker}, worker=True)
+    servers = []
+    for name in ("honest_image", "honest_threads2", "honest_video", *CHEATS):
+        port = free_port()
+        model = "TextToVideo" if name == "honest_video" else "RealisticVision"
+        extra = ["--cheat", name] if name in CHEATS else []
+        menv = {**env, "SEEDGRID_REDIS_URL": own_broker} if name == "honest_threads2" else env
+        servers.append((module_processes("miner", "serve", "--model", model, "--wallet", "net", "--hotkey", name,
+                                         "--port", str(port), *extra, env=menv), port))
+    for proc, port in servers:
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
+    validator = module_processes("validator", "run", "--loglevel", "INFO", env=env)
+    url = database
+    deadline = time.monotonic() + 420
+    while True:
+        with session_scope(url) as s:
+            epochs = s.scalar(select(func.count()).select_from(Epoch))
+        if epochs >= 3:  # the epoch the validator started in, then two rollovers
+            break
+        if validator.proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the network did not roll over twice in time (epochs: {epochs}):\n"
+                        f"{validator.output()[-6000:]}")
+        time.sleep(1)
+    validator.stop()  # freeze the records for the assertions
+    return {"keys": keys, "chain": chain, "url": url, "validator": validator}
+
+
+def responses_of(network, name):
+    with session_scope(network["url"]) as s:
+        return list(s.scalars(select(Response).where(Response.hotkey == network["keys"][name])))
+
+
+def test_every_honest_response_is_verified(network):
+    paths = {}
+    for name in ("honest_image", "honest_threads2", "honest_video"):
+        judged = [r for r in responses_of(network, name) if r.verdict_path]
+        assert judged, f"{name} was never judged:\n{network['validator'].output()[-3000:]}"
+        assert all(r.verdict_path in ("exact", "tolerant") for r in judged), \
+            [(r.verdict_path, r.verdict_reason) for r in judged if r.verdict_path == "failed"]
+        paths[name] = {r.verdict_path for r in judged}
+    assert paths["honest_image"] == {"exact"} and paths["honest_video"] == {"exact"}
+    assert "tolerant" in paths["honest_threads2"] or paths["honest_threads2"] == {"exact"}
+
+
+@pytest.mark.parametrize("cheat", CHEATS)
+def test_every_cheat_fails(network, cheat):
+    rs = responses_of(network, cheat)
+    counted = [r for r in rs if r.verdict_path or r.status in ("error", "timeout")]
+    assert counted, f"{cheat} was never judged"
+    assert all(r.verdict_path in (None, "failed") for r in counted), \
+        [(r.verdict_path, r.verdict_reason) for r in counted]
+    with session_scope(network["url"]) as s:
+        verified = s.scalar(select(func.count()).select_from(Outcome).where(
+            Outcome.hotkey == network["keys"][cheat], Outcome.verified.is_(True)))
+    assert verified == 0
+
+
+def test_tiers_rolled_over_exactly_once_per_epoch(network):
+    with session_scope(network["url"]) as s:
+        epochs = list(s.scalars(select(Epoch.epoch).order_by(Epoch.epoch)))
+        assert epochs == list(range(epochs[0], epochs[0] + len(epochs))), "consecutive epochs, none twice"
+        for epoch in epochs[1:]:
+            per_miner = s.execute(select(TierChange.hotkey, func.count()).where(TierChange.epoch == epoch)
+                                  .group_by(TierChange.hotkey)).all()
+            assert per_miner and all(n == 1 for _, n in per_miner)
+        states = {m.hotkey: m for m in s.scalars(select(MinerState))}
+    keys = network["keys"]
+    for name in ("honest_image", "honest_video"):
+        assert states[keys[name]].tier != "Bronze", f"{name} should have been promoted"
+    for cheat in CHEATS:
+        assert states[keys[cheat]].tier == "Bronze"
+
+
+def test_weights_were_set_on_the_chain_and_favour_honest_miners(network):
+    keys, chain = network["keys"], network["chain"]
+    sets = chain.weight_sets(keys["validator"])
+    assert sets, "no weights reached the chain"
+    uids = {n.hotkey: n.uid for n in chain.metagraph()}
+    last = sets[-1].weights
+    for name in ("honest_image", "honest_threads2", "honest_video"):
+        assert last.get(uids[keys[name]], 0) > 0, name
+    for cheat in CHEATS:
+        assert last.get(uids[keys[cheat]], 0) == 0, cheat
