@@ -96,16 +96,26 @@ def _start(settings, database, module_processes, redis_url, env):
     for proc, port in servers:
         proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
     validator = module_processes("validator", "run", "--loglevel", "INFO", env=env)
+    honest_uids = {n.uid for n in chain.metagraph()
+                   if n.hotkey in {keys["honest_image"], keys["honest_threads2"], keys["honest_video"]}}
     url = database
     deadline = time.monotonic() + 420
     while True:
         with session_scope(url) as s:
             epochs = s.scalar(select(func.count()).select_from(Epoch))
-        if epochs >= 3:  # the epoch the validator started in, then two rollovers
+        sets = chain.weight_sets(keys["validator"])
+        weighted = {u for u, w in sets[-1].weights.items() if w > 0} if sets else set()
+        # the epoch the validator started in, two rollovers, and weights that reached every honest miner
+        if epochs >= 3 and honest_uids <= weighted:
             break
         if validator.proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the network did not roll over twice in time (epochs: {epochs}):\n"
-                        f"{validator.output()[-6000:]}")
+            from app.validator.status import leaderboard
+            from app.settings import get_settings
+
+            board = "\n".join(str(r) for r in leaderboard(get_settings()))
+            pytest.fail(f"the network did not roll over twice with honest miners weighted in time (epochs: "
+                        f"{epochs}, weight sets: {[w.weights for w in sets]}):\n{board}\n"
+                        f"{validator.output()[-4000:]}")
         time.sleep(1)
     validator.stop()  # freeze the records for the assertions
     return {"keys": keys, "chain": chain, "url": url, "validator": validator}
