@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy import case, func, insert, select  # noqa: E402
 
 from app import migrations  # noqa: E402
 from app.db import make_engine, session_scope  # noqa: E402
@@ -41,12 +41,15 @@ def populate(url: str, miners: int, outcomes: int) -> None:
             interval_attempts=100, interval_request_successes=rng.randrange(90, 101),
             interval_verified=rng.randrange(85, 95), interval_failed=rng.randrange(0, 5), last_weight=0.0,
         ) for i, hk in enumerate(hotkeys)])
-        conn.execute(insert(Challenge), [dict(id="c0", model="RealisticVision", kind="challenge", request={},
-                                              block=0, status="reproduced")])
+        # one challenge per round of all miners (a response is unique per challenge and miner)
+        conn.execute(insert(Challenge), [dict(id=f"c{k}", model="RealisticVision", kind="challenge", request={},
+                                              block=k, status="reproduced")
+                                         for k in range((outcomes + miners - 1) // miners)])
         batch = 50_000
         for start in range(0, outcomes, batch):
             n = min(batch, outcomes - start)
-            conn.execute(insert(Response), [dict(id=start + j + 1, challenge_id="c0", hotkey=hotkeys[(start + j) % miners],
+            conn.execute(insert(Response), [dict(id=start + j + 1, challenge_id=f"c{(start + j) // miners}",
+                                                 hotkey=hotkeys[(start + j) % miners],
                                                  uid=(start + j) % miners, status="answered")
                                             for j in range(n)])
             conn.execute(insert(Outcome), [dict(response_id=start + j + 1, hotkey=hotkeys[(start + j) % miners],
@@ -71,7 +74,7 @@ def main() -> int:
 
     with session_scope(url) as s:  # baseline: interval statistics from a scan of the outcomes
         t0 = time.perf_counter()
-        rows = s.execute(select(Outcome.hotkey, func.count(), func.sum(Outcome.verified.cast(int)))
+        rows = s.execute(select(Outcome.hotkey, func.count(), func.sum(case((Outcome.verified, 1), else_=0)))
                          .where(Outcome.epoch == 1).group_by(Outcome.hotkey)).all()
         scan = time.perf_counter() - t0
     assert len(rows) == args.miners
