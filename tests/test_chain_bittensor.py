@@ -14,7 +14,8 @@ RAO = 10**9
 
 @pytest.fixture
 def setup(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))  # the SDK caches token symbols under ~/.bittensor
+    # the SDK caches token symbols under ~/.bittensor unless told otherwise
+    monkeypatch.setenv("BTCLI_TOKEN_SYMBOLS_CACHE", str(tmp_path / "token_symbols.json"))
     validator, _ = create_wallet(tmp_path / "w", "val", "hot")
     miner, _ = create_wallet(tmp_path / "w", "miner", "hot")
     stranger, _ = create_wallet(tmp_path / "w", "stranger", "hot")
