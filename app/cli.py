@@ -498,6 +498,24 @@ def validator_run(name: str, loglevel: str) -> None:
     sys.exit(supervise(validator_processes(name, loglevel)))
 
 
+@validator.command("dashboard")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+def validator_dashboard(host: str, port: int) -> None:
+    """Serve the dashboard (leaderboard, gallery, tiers over epochs, weights) and its JSON API."""
+    import uvicorn
+
+    from app.bootstrap import prepare_database
+    from app.chain import open_chain
+    from app.net.dashboard import create_dashboard_app
+
+    settings = _settings()
+    prepare_database(settings)
+    click.echo(f"dashboard on http://{host}:{port}")
+    uvicorn.run(create_dashboard_app(settings, open_chain(settings)), host=host, port=port, log_level="warning",
+                access_log=False)
+
+
 @validator.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def validator_status(as_json: bool) -> None:
@@ -539,6 +557,44 @@ def redis_stop() -> None:
     settings = _settings()
     stopped = stop_embedded(settings.state_path / "redis" / "redis.pid")
     click.echo("stopped" if stopped else "not running")
+
+
+# --- up -------------------------------------------------------------------------------
+@main.command()
+@click.option("--miners", default="RealisticVision,RealitiesEdgeXL,TextToVideo", show_default=True,
+              help="honest miners: one per model type listed (comma-separated; repeat a type for two)")
+@click.option("--cheaters", default="wrong_seed", show_default=True,
+              help="cheating RealisticVision miners, one per strategy listed ('' for none)")
+@click.option("--epochs", type=int, default=None, help="stop after this many tier rollovers, with a summary")
+@click.option("--duration", type=float, default=None, help="stop after this many seconds")
+@click.option("--block-time", type=click.FloatRange(min=0.01, max=12), default=0.1, show_default=True,
+              help="seconds per block of the local chain (0.1: an epoch of 360 blocks in 36 s)")
+@click.option("--dashboard-port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--flower-port", type=click.IntRange(1, 65535), default=5555, show_default=True)
+@click.option("--miner-port", type=click.IntRange(1, 65535), default=8091, show_default=True,
+              help="first port for miner APIs")
+@click.option("--wandb", "use_wandb", is_flag=True, help="log rounds and the leaderboard to Weights & Biases")
+def up(miners, cheaters, epochs, duration, block_time, dashboard_port, flower_port, miner_port, use_wandb) -> None:
+    """Run a whole local network: chain, validator, miners, a cheater, Flower, the dashboard."""
+    from rich.console import Console
+
+    from app.local_network import Plan, UpError, run
+
+    settings = _settings()
+    if settings.chain != "local":
+        raise click.ClickException(f"`seedgrid up` runs the local chain; SEEDGRID_CHAIN is {settings.chain!r}")
+    plan = Plan(miners=[m.strip() for m in miners.split(",") if m.strip()],
+                cheaters=[c.strip() for c in cheaters.split(",") if c.strip()], block_time=block_time,
+                dashboard_port=dashboard_port, flower_port=flower_port, miner_port=miner_port, epochs=epochs,
+                duration=duration, wandb=use_wandb)
+    try:
+        console = Console()
+        code = run(settings, plan, console if console.is_terminal else Console(width=140))
+    except (UpError, CheckpointError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except InvalidRequest as exc:
+        raise click.BadParameter(exc.message, param_hint="--miners") from None
+    sys.exit(code)
 
 
 # --- demo -----------------------------------------------------------------------------

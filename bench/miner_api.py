@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("SEEDGRID_TOTAL_VOLUME", "1000000")  # the bench measures speed, not quotas
 os.environ.setdefault("SEEDGRID_MAX_CONCURRENT_REQUESTS", "64")
+os.environ.setdefault("SEEDGRID_NETUID", "91")  # its own subnet: `seedgrid up` owns the default one
 
 from app.bootstrap import prepare_database, prepare_redis  # noqa: E402
 from app.chain.local import LocalChain  # noqa: E402

@@ -57,7 +57,7 @@ def test_cheats_fail_on_similarity(settings, reference, cheat):
                "scheduler": small_request("RealisticVision", seed=77, scheduler="euler_a")}[cheat]
     out = get_engine("RealisticVision", settings).generate(parse_request(changed))
     v = judge(reference, out.data)
-    assert v.path == "failed" and "similarity" in v.reason, v
+    assert v.path == "failed" and "beyond the threshold" in v.reason, v
 
 
 def test_structural_failures_are_named(reference):

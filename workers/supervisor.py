@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 log = logging.getLogger("seedgrid.supervisor")
 
@@ -31,10 +32,55 @@ class Replica:
     env: dict[str, str]
     proc: subprocess.Popen | None = None
     restarts: list[float] = field(default_factory=list)
+    log_path: Path | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, env=self.env)
+        out = open(self.log_path, "ab") if self.log_path else None
+        # its own process group: a stop reaches its children too, and a terminal's Ctrl-C reaches only us
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                     start_new_session=True)
+        if out:
+            out.close()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
+
+    def signal(self, sig: int) -> None:
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+class ProcessGroup:
+    """Replicas started together, restarted when they die (within limits), stopped together."""
+
+    def __init__(self, replicas: list[Replica], log_dir: Path | None = None):
+        self.replicas = replicas
+        if log_dir:
+            for r in replicas:
+                r.log_path = log_dir / (r.name.replace(" ", "-") + ".log")
+
+    def start(self) -> None:
+        for r in self.replicas:
+            r.start()
+
+    def poll(self) -> str | None:
+        """Restart what died; return why the group must stop, if it must."""
+        for r in self.replicas:
+            code = r.proc.poll() if r.proc else None
+            if code is None:
+                continue
+            now = time.monotonic()
+            r.restarts = [t for t in r.restarts if now - t < RESTART_WINDOW_S] + [now]
+            if len(r.restarts) > MAX_RESTARTS:
+                where = f" (log: {r.log_path})" if r.log_path else ""
+                return f"{r.name} exited {code} and failed {MAX_RESTARTS} times in {RESTART_WINDOW_S:.0f} s{where}"
+            log.warning("%s exited with code %d; restarting it", r.name, code)
+            r.start()
+        return None
+
+    def stop(self) -> int:
+        return _stop_all(self.replicas)
 
 
 def detect_gpus() -> list[str]:
@@ -76,25 +122,16 @@ def supervise(replicas: list[Replica]) -> int:
         stopping = True
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    group = ProcessGroup(replicas)
     try:
-        for r in replicas:
-            r.start()
+        group.start()
         while not stopping:
             time.sleep(0.5)
-            for r in replicas:
-                code = r.proc.poll() if r.proc else None
-                if code is None or stopping:
-                    continue
-                now = time.monotonic()
-                r.restarts = [t for t in r.restarts if now - t < RESTART_WINDOW_S] + [now]
-                if len(r.restarts) > MAX_RESTARTS:
-                    log.error("%s exited %d and failed %d times in %.0f s; stopping all replicas (see its log above)",
-                              r.name, code, MAX_RESTARTS, RESTART_WINDOW_S)
-                    stopping = True
-                    break
-                log.warning("%s exited with code %d; restarting it", r.name, code)
-                r.start()
-        return _stop_all(replicas)
+            failure = group.poll()
+            if failure:
+                log.error("%s; stopping all (see its log above)", failure)
+                break
+        return group.stop()
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -103,14 +140,16 @@ def supervise(replicas: list[Replica]) -> int:
 def _stop_all(replicas: list[Replica]) -> int:
     live = [r for r in replicas if r.proc and r.proc.poll() is None]
     for r in live:
-        r.proc.send_signal(signal.SIGTERM)  # Celery's warm shutdown: finish the task in hand
+        r.signal(signal.SIGTERM)  # Celery's warm shutdown: finish the task in hand
     deadline = time.monotonic() + STOP_GRACE_S
     for r in live:
         try:
             r.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             log.warning("%s did not stop within %.0f s; killing it", r.name, STOP_GRACE_S)
-            r.proc.kill()
+            r.signal(signal.SIGKILL)
             r.proc.wait()
+    for r in replicas:  # whatever a child left in its process group (e.g. a uvicorn worker)
+        r.signal(signal.SIGKILL)
     failed = [r for r in replicas if r.proc and r.proc.returncode not in (0, -signal.SIGTERM)]
     return 1 if failed else 0

@@ -56,6 +56,7 @@ def verify(*, data: bytes, media_type: str, expected_pixels: np.ndarray, expecte
     if digest == expected_sha256:
         return Verdict("exact", 1.0, "pixel hash equals the reproduction's", digest)
     sim = similarity(pixels, expected_pixels)
+    # distances (1 - similarity) read better than similarities this close to 1
     if sim >= threshold:
-        return Verdict("tolerant", sim, f"similarity {sim:.5f} >= threshold {threshold:.5f}", digest)
-    return failed(f"similarity {sim:.5f} below threshold {threshold:.5f}", sim, digest)
+        return Verdict("tolerant", sim, f"distance {1 - sim:.2e} within the threshold's {1 - threshold:.2e}", digest)
+    return failed(f"distance {1 - sim:.2e} beyond the threshold's {1 - threshold:.2e}", sim, digest)

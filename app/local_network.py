@@ -1,0 +1,297 @@
+"""`seedgrid up`: a whole network on one machine, supervised, with a live terminal view.
+
+Embedded Redis (unless SEEDGRID_REDIS_URL), SQLite (unless SEEDGRID_DATABASE_URL),
+a LocalChain with fast blocks, one validator (I/O, default and GPU workers, beat), miners
+for the model types asked for, cheaters, one miner GPU worker, Flower and the dashboard.
+Wallets, registration and stake are done here. A second `seedgrid up` on the same state
+folder resumes: the chain, wallets, scores and tiers are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.chain.local import LocalChain
+from app.chain.wallets import create_wallet
+from app.generation.catalogue import DIFFUSION_MODELS, get_diffusion_spec
+from app.net.cheats import Cheat, sibling
+from app.settings import Settings
+from workers.supervisor import ProcessGroup, Replica
+
+NETWORK = "local"  # the wallet name every local key lives under
+VALIDATOR_STAKE = 1_000_000.0
+# SPEC.md's tier table scaled down so that promotion and relegation show within a few
+# epochs of a local run; every view says it is scaled.
+LOCAL_TIERS = [
+    {"name": "Bronze", "request_success": 0.0, "validation_success": 0.0, "min_successes": 0,
+     "reward_factor": 0.45, "request_limit": 500},
+    {"name": "Silver", "request_success": 0.949, "validation_success": 0.949, "min_successes": 3,
+     "reward_factor": 0.55, "request_limit": 500},
+    {"name": "Gold", "request_success": 0.949, "validation_success": 0.949, "min_successes": 8,
+     "reward_factor": 0.72, "request_limit": 500},
+    {"name": "Grandmaster", "request_success": 0.999, "validation_success": 0.999, "min_successes": 20,
+     "reward_factor": 0.85, "request_limit": 500},
+    {"name": "Challenger", "request_success": 0.999, "validation_success": 0.999, "min_successes": 40,
+     "reward_factor": 1.0, "request_limit": 500},
+]
+# Small challenges: the local network runs the dev checkpoints on CPU.
+LOCAL_CHALLENGES = {
+    "RealisticVision": {"steps": 4, "width": 512, "height": 512},
+    "DreamShaper": {"steps": 4, "width": 512, "height": 512},
+    "AnimeV3": {"steps": 4, "width": 512, "height": 512},
+    "RealitiesEdgeXL": {"steps": 3, "width": 512, "height": 512},
+    "TextToVideo": {"steps": 4, "width": 64, "height": 64, "num_frames": 8},
+}
+
+
+class UpError(RuntimeError):
+    """A local network that cannot start, with what to do about it."""
+
+
+@dataclass
+class Plan:
+    miners: list[str] = field(default_factory=lambda: ["RealisticVision", "RealitiesEdgeXL", "TextToVideo"])
+    cheaters: list[str] = field(default_factory=lambda: ["wrong_seed"])
+    block_time: float = 0.1  # 360 blocks in 36 s
+    dashboard_port: int = 8000
+    flower_port: int = 5555
+    miner_port: int = 8091
+    epochs: int | None = None
+    duration: float | None = None
+    wandb: bool = False
+
+    def validate(self) -> None:
+        for m in self.miners:
+            get_diffusion_spec(m)
+        for c in self.cheaters:
+            if c not in Cheat.strategies:
+                raise UpError(f"--cheaters: unknown strategy {c!r}; choose from {', '.join(Cheat.strategies)}")
+        if not self.miners and not self.cheaters:
+            raise UpError("--miners and --cheaters are both empty: a network needs at least one miner")
+        if self.epochs is not None and self.epochs < 1:
+            raise UpError("--epochs must be at least 1")
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _miner_ports(start: int, count: int, taken: set[int]) -> list[int]:
+    ports, port = [], start
+    while len(ports) < count:
+        if port > 65535:
+            raise UpError(f"no free ports for {count} miners from {start}")
+        if port not in taken and port_free(port):
+            ports.append(port)
+        port += 1
+    return ports
+
+
+def network_env(settings: Settings, plan: Plan) -> dict[str, str]:
+    """What every child process of the local network reads (one settings object, by environment)."""
+    env = {
+        "SEEDGRID_STATE_DIR": str(settings.state_path),
+        "SEEDGRID_CHAIN": "local",
+        "SEEDGRID_VALIDATOR_WALLET": NETWORK, "SEEDGRID_VALIDATOR_HOTKEY": "validator",
+        "SEEDGRID_CHALLENGE_INTERVAL": "6", "SEEDGRID_SYNC_INTERVAL": "3", "SEEDGRID_TICK_INTERVAL": "1",
+        "SEEDGRID_METAGRAPH_TTL": "2", "SEEDGRID_TOTAL_VOLUME": "1000", "SEEDGRID_CHALLENGE_GROUP_SIZE": "16",
+        "SEEDGRID_THREADS": os.environ.get("SEEDGRID_THREADS", "1"),  # ~15 processes share this machine's cores
+        "SEEDGRID_TIMEOUT_SCALE": os.environ.get("SEEDGRID_TIMEOUT_SCALE", "3"),  # CPU, not GPU
+        "SEEDGRID_TIER_TABLE": json.dumps(LOCAL_TIERS),
+        "SEEDGRID_CHALLENGE_PARAMS": json.dumps({**LOCAL_CHALLENGES, **settings.challenge_params}),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if plan.wandb:
+        env.update({"SEEDGRID_WANDB": "true", "WANDB_MODE": os.environ.get("WANDB_MODE", "offline"),
+                    "WANDB_DIR": str(settings.state_path / "wandb"), "WANDB_SILENT": "true"})
+    return {**os.environ, **env}
+
+
+@dataclass
+class Topology:
+    validator: str
+    miners: dict[str, dict]  # hotkey name -> {model, port, cheat, hotkey}
+    group: ProcessGroup
+    logs: Path
+
+
+def prepare(settings: Settings, plan: Plan) -> tuple[LocalChain, dict[str, dict], str]:
+    """Subnet, wallets, registrations and stake (idempotent: a second run resumes)."""
+    for m in plan.miners + ["RealisticVision"] * bool(plan.cheaters):
+        path = settings.checkpoint_path(m)
+        if not path.exists():
+            raise UpError(f"no checkpoint for {m} at {path}; run `seedgrid models build-dev` (make run does)")
+    chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
+    if not chain.init(block_time=plan.block_time) and abs(chain.block_time() - plan.block_time) > 1e-9:
+        raise UpError(f"subnet {settings.netuid} in {settings.state_path} already runs {chain.block_time():g} s blocks; "
+                      f"resume without --block-time {plan.block_time:g}, or use another SEEDGRID_NETUID or state folder")
+    wallets = settings.wallets_dir
+    validator, _ = create_wallet(wallets, NETWORK, "validator")
+    chain.register(validator.hotkey.ss58_address, validator.coldkeypub.ss58_address)
+    chain.set_stake(validator.hotkey.ss58_address, VALIDATOR_STAKE)
+    miners: dict[str, dict] = {}
+    names = [(f"miner-{m}-{i}", m, None) for i, m in enumerate(plan.miners)]
+    names += [(f"cheater-{c}", "RealisticVision", c) for c in plan.cheaters]
+    for name, model, cheat in names:
+        w, _ = create_wallet(wallets, NETWORK, name)
+        chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
+        miners[name] = {"model": model, "cheat": cheat, "hotkey": w.hotkey.ss58_address}
+    return chain, miners, validator.hotkey.ss58_address
+
+
+def start(settings: Settings, plan: Plan) -> Topology:
+    plan.validate()
+    for port, flag in ((plan.dashboard_port, "--dashboard-port"), (plan.flower_port, "--flower-port")):
+        if not port_free(port):
+            raise UpError(f"port {port} on 127.0.0.1 is in use (another `seedgrid up`?); stop it or choose {flag}")
+    chain, miners, validator = prepare(settings, plan)
+    ports = _miner_ports(plan.miner_port, len(miners), {plan.dashboard_port, plan.flower_port})
+    env = network_env(settings, plan)
+    logs = settings.state_path / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    seedgrid = str(Path(sys.executable).parent / "seedgrid")
+    models = sorted({m["model"] for m in miners.values()}
+                    | {sibling(m["model"]) for m in miners.values() if m["cheat"] == "other_checkpoint"} - {None},
+                    key=DIFFUSION_MODELS.index)
+    replicas = [Replica("miner gpu worker", [sys.executable, "-m", "workers.gpu", "--model", ",".join(models),
+                                             "--name", "local-gpu"], env)]
+    for (name, m), port in zip(miners.items(), ports):
+        m["port"] = port
+        argv = [seedgrid, "miner", "serve", "--model", m["model"], "--wallet", NETWORK, "--hotkey", name,
+                "--port", str(port)] + (["--cheat", m["cheat"]] if m["cheat"] else [])
+        replicas.append(Replica(name, argv, env))
+    for role in ("io", "default", "gpu", "beat"):
+        replicas.append(Replica(f"validator {role}", [sys.executable, "-m", "workers.validator", role], env))
+    replicas.append(Replica("dashboard", [seedgrid, "validator", "dashboard", "--port", str(plan.dashboard_port)], env))
+    replicas.append(Replica("flower", [sys.executable, "-m", "celery", "-A", "app.celery_app", "flower",
+                                       "--address=127.0.0.1", f"--port={plan.flower_port}"],
+                            {**env, "FLOWER_UNAUTHENTICATED_API": "true"}))  # loopback only
+    group = ProcessGroup(replicas, log_dir=logs)
+    group.start()
+    return Topology(validator, miners, group, logs)
+
+
+def install_stop_handlers(flag: dict) -> None:
+    def stop(signum, _frame):
+        flag["stop"] = signal.Signals(signum).name
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+# -- the run loop and the terminal view -------------------------------------------------
+def snapshot(settings: Settings, chain: LocalChain) -> dict:
+    from sqlalchemy import func, select
+
+    from app.db import session_scope
+    from app.models import TierChange, WeightSet
+    from app.validator import views
+
+    with session_scope(settings.sqlalchemy_url) as s:
+        rolled = list(s.scalars(select(TierChange.epoch).distinct().order_by(TierChange.epoch)))
+        weights = {ws.epoch: ws.status for ws in s.scalars(select(WeightSet))}
+        challenges = s.scalar(select(func.count()).select_from(views.Challenge)) or 0
+    block = chain.block()
+    return {"block": block, "epoch": block // settings.epoch_length, "rolled": rolled, "weights": weights,
+            "challenges": challenges, "board": views.leaderboard(settings),
+            "verdicts": views.recent_verdicts(settings), "tiers": views.recent_tier_changes(settings)}
+
+
+def render(snap: dict, topo: Topology, plan: Plan, started: float):
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+
+    names = {m["hotkey"]: n for n, m in topo.miners.items()}
+    head = (f"block {snap['block']}  epoch {snap['epoch']}  rollovers {len(snap['rolled'])}  "
+            f"challenges {snap['challenges']}  up {time.time() - started:.0f} s   "
+            f"dashboard http://127.0.0.1:{plan.dashboard_port}  flower http://127.0.0.1:{plan.flower_port}\n"
+            f"[yellow]tier table scaled down for a local run[/]   Ctrl-C stops every process")
+    board = Table(title="leaderboard", expand=True)
+    for col in ("uid", "miner", "model", "tier", "requests", "validation", "score", "weight"):
+        board.add_column(col, justify="right" if col in ("uid", "requests", "validation", "score", "weight") else "left")
+    pct = lambda v: "-" if v is None else f"{v:.0%}"  # noqa: E731
+    for r in snap["board"]:
+        board.add_row(str(r["uid"]), names.get(r["hotkey"], r["hotkey"][:10]), r["model"] or "-", r["tier"],
+                      pct(r["request_rate"]), pct(r["validation_rate"]), f"{r['score']:.4f}", f"{r['weight']:.4f}")
+    verdicts = Table(title="recent verdicts", expand=True)
+    for col in ("uid", "model", "verdict", "similarity", "latency", "why"):
+        verdicts.add_column(col)
+    for v in snap["verdicts"]:
+        color = {"exact": "green", "tolerant": "yellow"}.get(v["verdict"], "red")
+        verdicts.add_row(str(v["uid"]), v["model"], f"[{color}]{v['verdict']}[/]",
+                         "-" if v["similarity"] is None else f"{v['similarity']:.6f}",
+                         "-" if v["latency_s"] is None else f"{v['latency_s']:.2f} s", (v["reason"] or "")[:60])
+    tiers = Table(title="tier changes", expand=True)
+    for col in ("epoch", "uid", "change", "why"):
+        tiers.add_column(col)
+    for t in snap["tiers"]:
+        tiers.add_row(str(t["epoch"]), str(t["uid"]), f"{t['from']} -> {t['to']}", t["reason"][:70])
+    return Group(Panel(head, title="Seedgrid local network"), board, verdicts, tiers)
+
+
+def run(settings: Settings, plan: Plan, console) -> int:
+    """Start everything, show it live, stop everything; 0 when a bounded run completed."""
+    from app.bootstrap import prepare_database, prepare_redis
+
+    redis = prepare_redis(settings)
+    prepare_database(settings)
+    stop: dict = {}
+    install_stop_handlers(stop)
+    started = time.time()
+    topo = None
+    try:
+        topo = start(settings, plan)
+        chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
+        first = snapshot(settings, chain)
+        baseline = set(first["rolled"])
+        console.print(f"network up: {len(topo.miners)} miners, validator {topo.validator[:10]}..., logs in {topo.logs}")
+        reason, done_at = None, None
+        from rich.live import Live
+
+        with Live(render(first, topo, plan, started), console=console, refresh_per_second=2,
+                  auto_refresh=console.is_terminal) as live:
+            while not stop:
+                time.sleep(1)
+                failure = topo.group.poll()
+                if failure:
+                    reason = f"stopped: {failure}"
+                    break
+                snap = snapshot(settings, chain)
+                live.update(render(snap, topo, plan, started))
+                if not console.is_terminal and int(time.time() - started) % 15 == 0:
+                    console.print(f"block {snap['block']} epoch {snap['epoch']} rollovers "
+                                  f"{len(set(snap['rolled']) - baseline)} challenges {snap['challenges']}")
+                new = sorted(set(snap["rolled"]) - baseline)
+                if plan.epochs and len(new) >= plan.epochs:
+                    last = new[plan.epochs - 1]
+                    done_at = done_at or time.time()
+                    if snap["weights"].get(last) in ("set", "failed") or time.time() - done_at > 20:
+                        reason = "done"
+                        break
+                if plan.duration and time.time() - started >= plan.duration:
+                    reason = "done"
+                    break
+        reason = reason or f"stopped by {stop.get('stop', 'request')}"
+    finally:
+        if topo:
+            console.print("stopping every process ...")
+            topo.group.stop()
+        redis.stop()
+    snap = snapshot(settings, LocalChain(settings.sqlalchemy_url, settings.netuid))
+    console.print(render(snap, topo, plan, started))
+    console.print(reason)
+    return 0 if reason == "done" or reason.startswith("stopped by") else 1

@@ -1,0 +1,78 @@
+"""Read models behind the dashboard's JSON endpoints and the terminal view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.db import session_scope
+from app.models import Challenge, MinerState, Response, TierChange, WeightSet
+from app.validator.status import leaderboard
+
+__all__ = ["Challenge", "leaderboard", "gallery", "history", "last_weights", "recent_verdicts", "artifact_name"]
+
+
+def artifact_name(path: str | None) -> str | None:
+    """The public name of a content-addressed artifact (its file name), or None."""
+    return Path(path).name if path else None
+
+
+def gallery(settings, limit: int = 12) -> list[dict]:
+    """Recent reproduced challenges: the validator's reproduction beside each miner's answer."""
+    with session_scope(settings.sqlalchemy_url) as s:
+        challenges = list(s.scalars(select(Challenge).where(Challenge.status == "reproduced")
+                                    .order_by(Challenge.created_at.desc()).limit(limit)))
+        uids = {m.hotkey: m.uid for m in s.scalars(select(MinerState))}
+        out = []
+        for c in challenges:
+            responses = list(s.scalars(select(Response).where(Response.challenge_id == c.id).order_by(Response.uid)))
+            out.append({
+                "challenge": c.id, "model": c.model, "kind": c.kind, "prompt": c.request.get("prompt"),
+                "seed": c.request.get("seed"), "params": c.request.get("params"), "block": c.block,
+                "reproduction": artifact_name(c.reproduction_path),
+                "media_type": "video/mp4" if (c.reproduction_path or "").endswith(".mp4") else "image/png",
+                "responses": [{
+                    "uid": uids.get(r.hotkey, r.uid), "hotkey": r.hotkey, "status": r.status,
+                    "artifact": artifact_name(r.artifact_path) if r.media_type in ("image/png", "video/mp4") else None,
+                    "media_type": r.media_type, "verdict": r.verdict_path, "similarity": r.verdict_similarity,
+                    "reason": r.verdict_reason or r.error, "latency_s": r.latency_s,
+                } for r in responses],
+            })
+        return out
+
+
+def history(settings) -> list[dict]:
+    """Tiers and scores per epoch, per miner (from tier_history)."""
+    with session_scope(settings.sqlalchemy_url) as s:
+        epochs: dict[int, list] = {}
+        for t in s.scalars(select(TierChange).order_by(TierChange.epoch, TierChange.uid)):
+            epochs.setdefault(t.epoch, []).append({"uid": t.uid, "hotkey": t.hotkey, "from": t.from_tier,
+                                                   "to": t.to_tier, "score": t.score, "reason": t.reason})
+        return [{"epoch": e, "miners": rows} for e, rows in sorted(epochs.items())]
+
+
+def last_weights(settings) -> dict | None:
+    with session_scope(settings.sqlalchemy_url) as s:
+        ws = s.scalar(select(WeightSet).where(WeightSet.status == "set").order_by(WeightSet.epoch.desc()).limit(1))
+        if ws is None:
+            return None
+        return {"epoch": ws.epoch, "block": ws.block, "version_key": ws.version_key,
+                "weights": {int(k): v for k, v in ws.weights.items()}}
+
+
+def recent_verdicts(settings, limit: int = 8) -> list[dict]:
+    with session_scope(settings.sqlalchemy_url) as s:
+        rows = s.execute(select(Response, Challenge.model).join(Challenge, Challenge.id == Response.challenge_id)
+                         .where((Response.verdict_path.is_not(None)) | (Response.status.in_(("error", "timeout"))))
+                         .order_by(Response.id.desc()).limit(limit)).all()
+        return [{"uid": r.uid, "model": model, "verdict": r.verdict_path or r.status, "similarity": r.verdict_similarity,
+                 "latency_s": r.latency_s, "reason": r.verdict_reason or r.error} for r, model in rows]
+
+
+def recent_tier_changes(settings, limit: int = 6) -> list[dict]:
+    with session_scope(settings.sqlalchemy_url) as s:
+        rows = s.scalars(select(TierChange).where(TierChange.from_tier != TierChange.to_tier)
+                         .order_by(TierChange.id.desc()).limit(limit))
+        return [{"epoch": t.epoch, "uid": t.uid, "from": t.from_tier, "to": t.to_tier, "reason": t.reason}
+                for t in rows]
