@@ -18,8 +18,9 @@ install: $(STAMP)
 dev-checkpoints: $(STAMP)
 	$(BIN)/seedgrid models build-dev
 
+# the local network until Ctrl-C; a bounded run: make run ARGS="--epochs 2"
 run: dev-checkpoints
-	$(BIN)/seedgrid demo
+	$(BIN)/seedgrid up $(ARGS)
 
 test: dev-checkpoints
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -118,7 +118,7 @@ def _start(settings, database, module_processes, redis_url, env):
                         f"{validator.output()[-4000:]}")
         time.sleep(1)
     validator.stop()  # freeze the records for the assertions
-    return {"keys": keys, "chain": chain, "url": url, "validator": validator}
+    return {"keys": keys, "chain": chain, "url": url, "validator": validator, "env": env}
 
 
 def responses_of(network, name):
@@ -177,3 +177,54 @@ def test_weights_were_set_on_the_chain_and_favour_honest_miners(network):
         assert last.get(uids[keys[name]], 0) > 0, name
     for cheat in CHEATS:
         assert last.get(uids[keys[cheat]], 0) == 0, cheat
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--virtual-time-budget=10000", "--window-size=1400,1100"]
+
+
+@pytest.fixture(scope="module")
+def dashboard(network, module_processes):
+    port = free_port()
+    proc = module_processes("validator", "dashboard", "--port", str(port), env=network["env"])
+    proc.wait_http(f"http://127.0.0.1:{port}/api/status")
+    return f"http://127.0.0.1:{port}"
+
+
+def test_dashboard_json_endpoints(network, dashboard):
+    import httpx
+
+    status = httpx.get(dashboard + "/api/status").json()
+    assert status["netuid"] == NETUID and status["tier_table_scaled"] and status["block"] > 0
+    board = httpx.get(dashboard + "/api/leaderboard").json()
+    assert {r["hotkey"] for r in board} >= set(network["keys"].values()) - {network["keys"]["validator"]}
+    gallery = httpx.get(dashboard + "/api/gallery?limit=20").json()
+    assert {"RealisticVision", "TextToVideo"} <= {g["model"] for g in gallery}
+    first = gallery[0]
+    art = httpx.get(f"{dashboard}/artifacts/{first['reproduction']}")
+    assert art.status_code == 200 and art.headers["content-type"] == first["media_type"]
+    assert httpx.get(dashboard + "/artifacts/..%2F..%2Fetc%2Fpasswd").status_code in (400, 404)
+    assert httpx.get(dashboard + "/api/history").json() and httpx.get(dashboard + "/api/weights").json()["weights"]
+
+
+def test_dashboard_in_headless_chromium(network, dashboard, tmp_path):
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    flags = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--dump-dom", dashboard + "/?sort=uid&order=asc"], capture_output=True,
+                         text=True, timeout=120).stdout
+    assert 'data-loaded="1"' in dom, dom[-2000:]
+    uids = [int(u) for u in __import__("re").findall(r'<tr data-uid="(\d+)"', dom)]
+    chain_uids = {n.hotkey: n.uid for n in network["chain"].metagraph()}
+    assert uids == sorted(chain_uids[k] for name, k in network["keys"].items() if name != "validator")
+    assert "tier table scaled down" in dom
+    assert '<img src="/artifacts/' in dom and '<video src="/artifacts/' in dom, "the gallery shows an image and a video"
+    assert "exact" in dom and "failed" in dom
+    shot = tmp_path / "dashboard.png"
+    subprocess.run([*flags, f"--screenshot={shot}", dashboard], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000

@@ -19,9 +19,13 @@ def artifact_name(path: str | None) -> str | None:
 
 
 def gallery(settings, limit: int = 12) -> list[dict]:
-    """Recent reproduced challenges: the validator's reproduction beside each miner's answer."""
+    """Recent settled challenges (reproduced, no answer still pending): the validator's
+    reproduction beside each miner's answer."""
     with session_scope(settings.sqlalchemy_url) as s:
-        challenges = list(s.scalars(select(Challenge).where(Challenge.status == "reproduced")
+        pending = select(Response.challenge_id).where(Response.status == "pending") \
+            .union(select(Response.challenge_id).where(Response.status == "answered", Response.verdict_path.is_(None)))
+        challenges = list(s.scalars(select(Challenge).where(Challenge.status == "reproduced",
+                                                            Challenge.id.not_in(pending))
                                     .order_by(Challenge.created_at.desc()).limit(limit)))
         uids = {m.hotkey: m.uid for m in s.scalars(select(MinerState))}
         out = []
