@@ -18,7 +18,7 @@ def build_schedule(settings: Settings) -> dict[str, dict]:
     def every(seconds: float, task: str, queue: str) -> dict:
         return {"task": task, "schedule": seconds, "options": {"expires": seconds, "queue": queue}}
 
-    return {
+    schedule = {
         # Who serves what, their volumes and our quotas: miners come and go between rounds.
         "sync-miners": every(settings.sync_interval, "seedgrid.validator.sync_miners", "io"),
         # One challenge per model type; the cadence bounds validator GPU cost per miner.
@@ -32,6 +32,10 @@ def build_schedule(settings: Settings) -> dict[str, dict]:
         "prune-artifacts": {"task": "seedgrid.validator.prune_artifacts", "schedule": crontab(minute=17),
                             "options": {"expires": 3600, "queue": "default"}},
     }
+    if settings.wandb:
+        # Samples and the leaderboard, at the pace of the rounds that produce them.
+        schedule["log-wandb"] = every(settings.challenge_interval, "seedgrid.validator.log_wandb", "default")
+    return schedule
 
 
 BEAT_SCHEDULE: dict[str, dict] = build_schedule(get_settings())

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
                                                       description="per-model cosine thresholds (calibrated by default)")
     artifact_retention: float = Field(3 * 24 * 3600.0, gt=0, description="seconds validator artifacts are kept")
     query_grace: float = Field(5.0, ge=0, description="seconds beyond a model's timeout a query may take")
+    wandb: bool = Field(False, description="log samples and scores to Weights & Biases (WANDB_MODE=offline works)")
+    wandb_project: str = Field("seedgrid", description="the W&B project")
 
     @field_validator("chain")
     @classmethod

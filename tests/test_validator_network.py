@@ -228,3 +228,23 @@ def test_dashboard_in_headless_chromium(network, dashboard, tmp_path):
     shot = tmp_path / "dashboard.png"
     subprocess.run([*flags, f"--screenshot={shot}", dashboard], capture_output=True, timeout=120)
     assert shot.stat().st_size > 20_000
+
+
+def test_wandb_offline_run_logs_samples_and_leaderboard(network, tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, **network["env"], "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+           "SEEDGRID_WANDB": "true"}
+    code = ("from app.settings import get_settings; from app.validator.wandb_log import log_round, finish; "
+            "n = log_round(get_settings()); finish(); print(n)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert int(p.stdout.strip().splitlines()[-1]) > 0
+    from app.validator.wandb_log import offline_runs
+
+    [run] = offline_runs(tmp_path)
+    assert list(run.glob("run-*.wandb")), "the offline run file"
+    media = [p.name for p in (run / "files" / "media").rglob("*") if p.is_file()]
+    assert any(n.endswith(".png") for n in media) and any(n.endswith(".mp4") for n in media), media
+    assert any(p.suffix == ".json" for p in (run / "files" / "media" / "table").rglob("*")), "the leaderboard table"

@@ -61,3 +61,11 @@ def set_weights() -> dict:
 @celery_app.task(name="seedgrid.validator.prune_artifacts")
 def prune_artifacts() -> int:
     return service.prune_artifacts(get_settings())
+
+
+@celery_app.task(name="seedgrid.validator.log_wandb")
+def log_wandb() -> int:
+    from app.validator.wandb_log import log_round
+
+    settings = get_settings()
+    return log_round(settings) if settings.wandb else 0
