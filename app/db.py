@@ -38,7 +38,8 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _begin_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # small pools: a local network runs ~20 processes against one server (max_connections 100)
+    return create_engine(url, pool_pre_ping=True, pool_size=3, max_overflow=7)
 
 
 @lru_cache(maxsize=8)

@@ -82,8 +82,11 @@ def redis_url(settings):
 @pytest.fixture(scope="session")
 def database(settings):
     """The session's SQLite database, migrated."""
+    from app import migrations
     from app.bootstrap import prepare_database
 
+    if settings.database_url:  # an external database (CI's Postgres run): migrate it, as a deploy would
+        migrations.upgrade(settings.sqlalchemy_url)
     prepare_database(settings)
     return settings.sqlalchemy_url
 

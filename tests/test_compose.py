@@ -42,6 +42,20 @@ def test_every_seedgrid_command_in_compose_exists():
     assert found >= 2
 
 
+def test_production_has_every_role():
+    services = compose()["services"]
+    expected = {"redis", "postgres", "migrate", "miner-api", "gpu-worker", "validator-io", "validator-gpu",
+                "validator-default", "beat", "dashboard", "flower"}
+    assert expected <= set(services)
+    for name in ("gpu-worker", "validator-gpu"):
+        [device] = services[name]["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "--replicas" in services["gpu-worker"]["command"]
+    for name in expected - {"redis", "postgres", "migrate", "flower"}:
+        assert "migrate" in services[name]["depends_on"], f"{name} must wait for the migrations"
+        assert services[name]["environment"]["SEEDGRID_DATABASE_URL"].startswith("postgresql")
+
+
 def test_services_take_their_settings_from_the_environment():
     services = compose()["services"]
     env = services["gpu-worker"]["environment"]
