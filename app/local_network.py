@@ -130,7 +130,10 @@ class Topology:
 
 def prepare(settings: Settings, plan: Plan) -> tuple[LocalChain, dict[str, dict], str]:
     """Subnet, wallets, registrations and stake (idempotent: a second run resumes)."""
-    for m in plan.miners + ["RealisticVision"] * bool(plan.cheaters):
+    needed = set(plan.miners) | ({"RealisticVision"} if plan.cheaters else set())
+    if "other_checkpoint" in plan.cheaters:
+        needed.add(sibling("RealisticVision"))
+    for m in sorted(needed):
         path = settings.checkpoint_path(m)
         if not path.exists():
             raise UpError(f"no checkpoint for {m} at {path}; run `seedgrid models build-dev` (make run does)")
@@ -174,7 +177,8 @@ def start(settings: Settings, plan: Plan) -> Topology:
                 "--port", str(port)] + (["--cheat", m["cheat"]] if m["cheat"] else [])
         replicas.append(Replica(name, argv, env))
     for role in ("io", "default", "gpu", "beat"):
-        replicas.append(Replica(f"validator {role}", [sys.executable, "-m", "workers.validator", role], env))
+        extra = ["--model", ",".join(models)] if role == "gpu" else []  # reproduce only what is served
+        replicas.append(Replica(f"validator {role}", [sys.executable, "-m", "workers.validator", role, *extra], env))
     replicas.append(Replica("dashboard", [seedgrid, "validator", "dashboard", "--port", str(plan.dashboard_port)], env))
     replicas.append(Replica("flower", [sys.executable, "-m", "celery", "-A", "app.celery_app", "flower",
                                        "--address=127.0.0.1", f"--port={plan.flower_port}"],
@@ -201,7 +205,10 @@ def snapshot(settings: Settings, chain: LocalChain) -> dict:
     from app.validator import views
 
     with session_scope(settings.sqlalchemy_url) as s:
-        rolled = list(s.scalars(select(TierChange.epoch).distinct().order_by(TierChange.epoch)))
+        # rollovers of epochs in which miners were actually queried (a fresh network's first,
+        # partial epoch may end before any result)
+        rolled = list(s.scalars(select(TierChange.epoch).where(TierChange.request_rate.is_not(None))
+                                .distinct().order_by(TierChange.epoch)))
         weights = {ws.epoch: ws.status for ws in s.scalars(select(WeightSet))}
         challenges = s.scalar(select(func.count()).select_from(views.Challenge)) or 0
     block = chain.block()
@@ -279,7 +286,7 @@ def run(settings: Settings, plan: Plan, console) -> int:
                 if plan.epochs and len(new) >= plan.epochs:
                     last = new[plan.epochs - 1]
                     done_at = done_at or time.time()
-                    if snap["weights"].get(last) in ("set", "failed") or time.time() - done_at > 20:
+                    if snap["weights"].get(last) == "set" or time.time() - done_at > 30:
                         reason = "done"
                         break
                 if plan.duration and time.time() - started >= plan.duration:

@@ -1,0 +1,118 @@
+"""`seedgrid up` as a user runs it: a whole network in a fresh state folder, on embedded defaults."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from .conftest import free_port
+from .test_cli import SEEDGRID
+
+pytestmark = pytest.mark.slow
+
+
+def up_env(state):
+    env = {**os.environ, "SEEDGRID_STATE_DIR": str(state), "SEEDGRID_EMBEDDED_REDIS_PORT": str(free_port())}
+    for k in ("SEEDGRID_REDIS_URL", "SEEDGRID_DATABASE_URL", "SEEDGRID_NETUID"):  # the embedded defaults
+        env.pop(k, None)
+    return env
+
+
+def leftovers(state) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if str(state) in line and "ps -eo" not in line]
+
+
+def wait_http(url, proc, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        try:
+            r = httpx.get(url, timeout=1)
+            if r.status_code == 200:
+                return r
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} never answered")
+
+
+def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
+    ports = [free_port() for _ in range(3)]
+    log = open(tmp_path / "up.log", "w+")
+    proc = subprocess.Popen([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,TextToVideo",
+                             "--cheaters", "blank", "--dashboard-port", str(ports[0]), "--flower-port", str(ports[1]),
+                             "--miner-port", str(ports[2])], env=up_env(tmp_path / "state"), stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        status = wait_http(f"http://127.0.0.1:{ports[0]}/api/status", proc).json()
+        assert status["tier_table_scaled"] and status["chain"] == "local"
+        workers = wait_http(f"http://127.0.0.1:{ports[1]}/api/workers?refresh=1", proc).json()
+        deadline = time.monotonic() + 60
+        def both(ws):  # the miner's GPU worker and the validator's workers, as Flower sees them (a solo
+            # worker busy generating answers Flower's inspect only between tasks, so any validator role counts)
+            return any(w.startswith("local-gpu@") for w in ws) and any(w.startswith("validator-") for w in ws)
+
+        while not both(workers) and time.monotonic() < deadline:
+            time.sleep(2)
+            try:  # a refresh asks every worker; a busy solo worker may make Flower drop the request
+                workers = httpx.get(f"http://127.0.0.1:{ports[1]}/api/workers?refresh=1", timeout=10).json()
+            except httpx.HTTPError:
+                continue
+        assert both(workers), list(workers)
+        assert proc.wait(timeout=300) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    log.seek(0)
+    output = log.read()
+    assert output.rstrip().endswith("done"), output[-3000:]
+    env = up_env(tmp_path / "state")
+    board = json.loads(subprocess.run([SEEDGRID, "validator", "status", "--json"], capture_output=True, text=True,
+                                      env=env).stdout)
+    assert len(board) == 3
+    cheater = board[-1]
+    assert cheater["score"] < 0 and cheater["weight"] == 0 and cheater["tier"] == "Bronze"
+    assert all(r["weight"] > 0 for r in board[:-1]), (board, output[-4000:])
+    assert not leftovers(tmp_path / "state"), "every child process stopped"
+
+
+def test_sigterm_stops_everything_and_a_second_run_resumes(tmp_path):
+    state = tmp_path / "state"
+    port = free_port()
+    args = [SEEDGRID, "up", "--miners", "RealisticVision", "--cheaters", "", "--dashboard-port", str(port),
+            "--flower-port", str(free_port()), "--miner-port", str(free_port())]
+    proc = subprocess.Popen(args, env=up_env(state), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    wait_http(f"http://127.0.0.1:{port}/api/status", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=90) == 0
+    assert not leftovers(state)
+    again = subprocess.run([*args[:2], "--duration", "1", *args[2:]], env=up_env(state), capture_output=True,
+                           text=True, timeout=180)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert not leftovers(state)
+
+
+def test_a_busy_port_is_named(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        p = subprocess.run([SEEDGRID, "up", "--dashboard-port", str(busy)], env=up_env(tmp_path),
+                           capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and f"port {busy}" in p.stderr and "--dashboard-port" in p.stderr
+    assert not leftovers(tmp_path)
+
+
+def test_a_missing_checkpoint_says_what_to_run(tmp_path):
+    env = {**up_env(tmp_path), "SEEDGRID_MODEL_PATHS": json.dumps({"RealisticVision": str(tmp_path / "nope")})}
+    p = subprocess.run([SEEDGRID, "up", "--miners", "RealisticVision", "--cheaters", ""], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "seedgrid models build-dev" in p.stderr
+    assert not leftovers(tmp_path)
