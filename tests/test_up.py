@@ -67,8 +67,12 @@ def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
         assert both(workers), list(workers)
         assert proc.wait(timeout=300) == 0
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:  # a failed assertion: stop it as a user would, so it stops its children
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
     log.seek(0)
     output = log.read()
     assert output.rstrip().endswith("done"), output[-3000:]

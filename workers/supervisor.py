@@ -38,7 +38,7 @@ class Replica:
         out = open(self.log_path, "ab") if self.log_path else None
         # its own process group: a stop reaches its children too, and a terminal's Ctrl-C reaches only us
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         if out:
             out.close()
         log.info("started %s (pid %d)", self.name, self.proc.pid)
@@ -49,6 +49,16 @@ class Replica:
                 os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
                 pass
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this child when the supervisor dies, even by SIGKILL, so none is orphaned."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: a supervisor killed with SIGKILL leaves its children running
 
 
 class ProcessGroup:
