@@ -1,4 +1,4 @@
-"""The main job until the local network exists: generate, then reproduce in a second process.
+"""A quick check (`seedgrid demo`): generate, then reproduce in a second process.
 
 Starts two GPU worker processes ("alpha" and "beta") serving every diffusion model
 type, sends one request per type to alpha and the same request to beta through each

@@ -89,6 +89,13 @@ def port_free(port: int) -> bool:
             return False
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _miner_ports(start: int, count: int, taken: set[int]) -> list[int]:
     ports, port = [], start
     while len(ports) < count:
@@ -201,7 +208,7 @@ def snapshot(settings: Settings, chain: LocalChain) -> dict:
     from sqlalchemy import func, select
 
     from app.db import session_scope
-    from app.models import TierChange, WeightSet
+    from app.models import Challenge, TierChange, WeightSet
     from app.validator import views
 
     with session_scope(settings.sqlalchemy_url) as s:
@@ -210,7 +217,7 @@ def snapshot(settings: Settings, chain: LocalChain) -> dict:
         rolled = list(s.scalars(select(TierChange.epoch).where(TierChange.request_rate.is_not(None))
                                 .distinct().order_by(TierChange.epoch)))
         weights = {ws.epoch: ws.status for ws in s.scalars(select(WeightSet))}
-        challenges = s.scalar(select(func.count()).select_from(views.Challenge)) or 0
+        challenges = s.scalar(select(func.count()).select_from(Challenge)) or 0
     block = chain.block()
     return {"block": block, "epoch": block // settings.epoch_length, "rolled": rolled, "weights": weights,
             "challenges": challenges, "board": views.leaderboard(settings),

@@ -161,6 +161,11 @@ class Settings(BaseSettings):
         return self.state_path / "artifacts"
 
     @property
+    def validator_artifacts_dir(self) -> Path:
+        """Miners' answers as the validator received them (its reproductions are in artifacts_dir)."""
+        return self.state_path / "validator" / "artifacts"
+
+    @property
     def dev_checkpoints_dir(self) -> Path:
         return self.state_path / "checkpoints" / "dev"
 

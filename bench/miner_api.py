@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,13 +29,8 @@ os.environ.setdefault("SEEDGRID_NETUID", "91")  # its own subnet: `seedgrid up` 
 from app.bootstrap import prepare_database, prepare_redis  # noqa: E402
 from app.chain.local import LocalChain  # noqa: E402
 from app.chain.wallets import create_wallet  # noqa: E402
+from app.local_network import free_port  # noqa: E402
 from app.settings import get_settings  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,18 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=120)
     args = parser.parse_args()
     from app.generation.catalogue import DIFFUSION_MODELS
-    from app.local_network import LOCAL_CHALLENGES
+    from app.local_network import LOCAL_CHALLENGES, free_port
 
     state = Path(tempfile.mkdtemp(prefix="seedgrid-bench-network-"))
     dev = ROOT / ".seedgrid" / "checkpoints" / "dev"

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,3 @@ def environment_class(env: dict[str, object]) -> str:
     ident["device_kind"] = str(env.get("device", "")).split(":")[0]
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
-
-def runtime_dict(runtime: Runtime) -> dict[str, object]:
-    return asdict(runtime)

@@ -49,12 +49,6 @@ class GenerationRequest:
         data["params"] = {k: v for k, v in data["params"].items() if v is not None}
         return data
 
-    def output_key(self) -> dict[str, Any]:
-        """Everything that determines the output pixels (not the request id or kind)."""
-        data = self.to_dict()
-        del data["request_id"], data["kind"]
-        return data
-
 
 def _int(value: Any, field: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):

@@ -47,10 +47,6 @@ def preload(models: Iterable[str], settings: Settings) -> list[Engine]:
     return [get_engine(m, settings) for m in models]
 
 
-def loaded_models() -> list[str]:
-    return sorted(_engines)
-
-
 def generate_and_record(
     raw_request: Any, *, settings: Settings, task_id: str | None = None, worker: str | None = None,
     enqueued_at: float | None = None,

@@ -27,7 +27,6 @@ PAGE = Path(__file__).with_name("dashboard.html")
 
 def create_dashboard_app(settings: Settings, chain=None) -> FastAPI:
     app = FastAPI(title="Seedgrid dashboard", version=__version__)
-    roots = [settings.state_path / "validator" / "artifacts", settings.artifacts_dir]
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -64,11 +63,10 @@ def create_dashboard_app(settings: Settings, chain=None) -> FastAPI:
     def artifact(name: str) -> FileResponse:
         if not ARTIFACT_NAME.match(name):
             raise HTTPException(400, detail="name must be a sha256 followed by .png or .mp4")
-        for root in roots:
-            path = root / name[:2] / name
-            if path.is_file():
-                media = "video/mp4" if name.endswith(".mp4") else "image/png"
-                return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=31536000"})
-        raise HTTPException(404, detail=f"no artifact {name} (pruned, or never stored here)")
+        path = views.find_artifact(settings, name)
+        if path is None:
+            raise HTTPException(404, detail=f"no artifact {name} (pruned, or never stored here)")
+        media = "video/mp4" if name.endswith(".mp4") else "image/png"
+        return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=31536000"})
 
     return app

@@ -35,7 +35,7 @@ from app.settings import Settings
 from app.validator import records
 from app.validator.prompts import challenge_prompt
 from app.verification.thresholds import threshold_for
-from app.verification.verdict import failed, verify
+from app.verification.verdict import verify
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,6 @@ def chain(settings: Settings):
 
 def _redis(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.broker_url)
-
-
-def _artifacts_dir(settings: Settings) -> Path:
-    return settings.state_path / "validator" / "artifacts"
 
 
 def epoch_of(block: int, settings: Settings) -> int:
@@ -183,7 +179,7 @@ def query_miner(settings: Settings, response_id: int) -> str:
         data = base64.b64decode(answer.get("data") or "", validate=False)
         media_type = answer.get("media_type")
         ext = media.extension(media_type) if media_type in ("image/png", "video/mp4") else "bin"
-        path, _ = artifacts.store(_artifacts_dir(settings), data, ext)
+        path, _ = artifacts.store(settings.validator_artifacts_dir, data, ext)
         status = "answered" if latency <= timeout + settings.query_grace else "timeout"
         fields = dict(media_type=answer.get("media_type"), artifact_path=str(path),
                       claimed_sha256=answer.get("pixel_sha256"), environment=answer.get("environment"), http_status=200)
@@ -254,25 +250,20 @@ def verify_response(settings: Settings, response_id: int) -> str | None:
     spec = get_spec(model)
     expected = media.decode(artifacts.load(Path(expected_path)), spec.media_type)
     data = Path(artifact_path).read_bytes() if artifact_path else b""
-    well_formed = True
-    try:
-        pixels_sha = media.pixel_sha256(media.decode(data, media_type)) if media_type in ("image/png", "video/mp4") else None
-    except media.MediaError:
-        pixels_sha = None
-    with session_scope(settings.sqlalchemy_url) as s:
-        dup = records.duplicate_of(s, pixel_sha256=pixels_sha, challenge_id=challenge.id) if pixels_sha else None
-    if media_type not in ("image/png", "video/mp4") or pixels_sha is None:
-        verdict = failed(f"not a readable {spec.media_type.value} output (media type {media_type or 'none'})")
-        well_formed = False
-    else:
-        verdict = verify(data=data, media_type=media_type, expected_pixels=expected, expected_sha256=expected_sha,
-                         expected_media_type=spec.media_type.value, threshold=threshold_for(model, settings),
-                         duplicate_of=dup)
+
+    def duplicate(pixel_sha256: str) -> str | None:
+        with session_scope(settings.sqlalchemy_url) as s:
+            return records.duplicate_of(s, pixel_sha256=pixel_sha256, challenge_id=challenge.id)
+
+    verdict = verify(data=data, media_type=media_type, expected_pixels=expected, expected_sha256=expected_sha,
+                     expected_media_type=spec.media_type.value, threshold=threshold_for(model, settings),
+                     duplicate_of=duplicate)
     epoch = epoch_of(chain(settings).block(), settings)
     try:
         with session_scope(settings.sqlalchemy_url) as s:
             response = records.record_verdict(s, response_id=response_id, verdict=verdict)
-            _count(s, settings, response, request_success=well_formed, verified=verdict.verified, epoch=epoch)
+            _count(s, settings, response, request_success=verdict.well_formed, verified=verdict.verified,
+                   epoch=epoch)
     except IntegrityError:
         log.info("response %d was counted already (redelivered task)", response_id)
     return verdict.path
@@ -332,7 +323,7 @@ def prune_artifacts(settings: Settings) -> int:
     """Delete validator artifacts older than artifact_retention; the records stay."""
     cutoff = time.time() - settings.artifact_retention
     removed = 0
-    for path in _artifacts_dir(settings).rglob("*"):
+    for path in settings.validator_artifacts_dir.rglob("*"):
         if path.is_file() and path.stat().st_mtime < cutoff:
             path.unlink(missing_ok=True)
             removed += 1

@@ -10,12 +10,21 @@ from app.db import session_scope
 from app.models import Challenge, MinerState, Response, TierChange, WeightSet
 from app.validator.status import leaderboard
 
-__all__ = ["Challenge", "leaderboard", "gallery", "history", "last_weights", "recent_verdicts", "artifact_name"]
+__all__ = ["leaderboard", "gallery", "history", "last_weights", "recent_verdicts", "artifact_name", "find_artifact"]
 
 
 def artifact_name(path: str | None) -> str | None:
     """The public name of a content-addressed artifact (its file name), or None."""
     return Path(path).name if path else None
+
+
+def find_artifact(settings, name: str) -> Path | None:
+    """The file behind a public artifact name (sha256.ext), in either artifact store."""
+    for root in (settings.validator_artifacts_dir, settings.artifacts_dir):
+        path = root / name[:2] / name
+        if path.is_file():
+            return path
+    return None
 
 
 def gallery(settings, limit: int = 12) -> list[dict]:

@@ -36,19 +36,16 @@ def _ensure_run(settings):
 def _media(settings, name: str | None, media_type: str | None, caption: str):
     import wandb
 
-    if not name:
+    path = views.find_artifact(settings, name) if name else None
+    if path is None:
         return None
-    for root in (settings.state_path / "validator" / "artifacts", settings.artifacts_dir):
-        path = root / name[:2] / name
-        if path.is_file():
-            try:
-                if media_type == "video/mp4":
-                    return wandb.Video(str(path), caption=caption, format="mp4")
-                return wandb.Image(str(path), caption=caption)
-            except Exception as exc:  # an unreadable answer (error text in place of media): its verdict says so
-                log.info("not logging %s to W&B: %s", name, exc)
-                return None
-    return None
+    try:
+        if media_type == "video/mp4":
+            return wandb.Video(str(path), caption=caption, format="mp4")
+        return wandb.Image(str(path), caption=caption)
+    except Exception as exc:  # an unreadable answer (error text in place of media): its verdict says so
+        log.info("not logging %s to W&B: %s", name, exc)
+        return None
 
 
 def log_round(settings) -> int:

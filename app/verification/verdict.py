@@ -7,6 +7,7 @@ its output (hash, features) is trusted. Every verdict records its path and why.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -22,6 +23,7 @@ class Verdict:
     similarity: float | None
     reason: str
     pixel_sha256: str | None = None  # of the miner's output, computed here
+    well_formed: bool = True  # a decodable output (request success) even if it failed verification
 
     @property
     def verified(self) -> bool:
@@ -31,19 +33,27 @@ class Verdict:
         return asdict(self)
 
 
-def failed(reason: str, similarity_: float | None = None, pixel_sha256: str | None = None) -> Verdict:
-    return Verdict("failed", similarity_, reason, pixel_sha256)
+def failed(reason: str, similarity_: float | None = None, pixel_sha256: str | None = None,
+           well_formed: bool = True) -> Verdict:
+    return Verdict("failed", similarity_, reason, pixel_sha256, well_formed)
 
 
 def verify(*, data: bytes, media_type: str, expected_pixels: np.ndarray, expected_sha256: str,
-           expected_media_type: str, threshold: float, duplicate_of: str | None = None) -> Verdict:
-    """Judge one response against the validator's reproduction."""
-    if media_type != expected_media_type:
-        return failed(f"media type {media_type!r}, expected {expected_media_type!r}")
+           expected_media_type: str, threshold: float,
+           duplicate_of: str | Callable[[str], str | None] | None = None) -> Verdict:
+    """Judge one response against the validator's reproduction.
+
+    duplicate_of: where the same pixels answered before (a replay or a copy), or a lookup
+    called with this output's pixel hash; the bytes are decoded once either way.
+    """
     try:
-        pixels = media.decode(data, media_type)
+        pixels, unreadable = media.decode(data, media_type), None
     except (media.MediaError, ValueError) as exc:
-        return failed(f"unreadable output: {exc}")
+        pixels, unreadable = None, exc
+    if media_type != expected_media_type:
+        return failed(f"media type {media_type!r}, expected {expected_media_type!r}", well_formed=pixels is not None)
+    if pixels is None:
+        return failed(f"unreadable output: {unreadable}", well_formed=False)
     digest = media.pixel_sha256(pixels)
     if pixels.shape != expected_pixels.shape:
         f, h, w, _ = pixels.shape
@@ -51,8 +61,9 @@ def verify(*, data: bytes, media_type: str, expected_pixels: np.ndarray, expecte
         return failed(f"output is {w}x{h}x{f} frames, expected {ew}x{eh}x{ef}", pixel_sha256=digest)
     if float(pixels.std()) < BLANK_STD:
         return failed("blank output (a flat field)", pixel_sha256=digest)
-    if duplicate_of:
-        return failed(f"the same pixels already answered {duplicate_of} (replayed or copied)", pixel_sha256=digest)
+    duplicate = duplicate_of(digest) if callable(duplicate_of) else duplicate_of
+    if duplicate:
+        return failed(f"the same pixels already answered {duplicate} (replayed or copied)", pixel_sha256=digest)
     if digest == expected_sha256:
         return Verdict("exact", 1.0, "pixel hash equals the reproduction's", digest)
     sim = similarity(pixels, expected_pixels)

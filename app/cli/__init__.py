@@ -1,0 +1,10 @@
+"""The `seedgrid` command (the console script `seedgrid = app.cli:main`).
+
+core.py: set-up, models, generation, GPU workers, Redis, the demo.
+network.py: wallets, the local chain, the miner API, the validator's roles, `seedgrid up`.
+"""
+
+from app.cli import network  # noqa: F401  (registers its commands on main)
+from app.cli.core import main
+
+__all__ = ["main"]

@@ -1,0 +1,302 @@
+"""The `seedgrid` command: set-up, models, generation, GPU workers, Redis (app/cli/network.py has the rest)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from app import __version__
+from app.generation.errors import CheckpointError, InvalidRequest
+
+
+def _settings():
+    from pydantic import ValidationError
+
+    from app.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        lines = [f"  SEEDGRID_{'_'.join(str(p) for p in e['loc']).upper() or '*'}: {e['msg']}" for e in exc.errors()]
+        raise click.ClickException("invalid settings:\n" + "\n".join(lines)) from None
+
+
+def _fail(exc: Exception, as_json: bool) -> None:
+    if as_json:
+        body = exc.to_dict() if isinstance(exc, InvalidRequest) else {"error": type(exc).__name__, "detail": str(exc)}
+        click.echo(json.dumps(body))
+        sys.exit(2 if isinstance(exc, InvalidRequest) else 1)
+    raise click.ClickException(str(exc))
+
+
+@click.group()
+@click.version_option(__version__, prog_name="seedgrid")
+@click.option("-v", "--verbose", is_flag=True, help="log at DEBUG level")
+def main(verbose: bool) -> None:
+    """Seedgrid: a verified generation grid on Celery."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --- db -------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from app import migrations
+
+    settings = _settings()
+    migrations.upgrade(settings.sqlalchemy_url, revision)
+    click.echo(f"database at {migrations.current(settings.sqlalchemy_url)} ({_safe_url(settings.sqlalchemy_url)})")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    from app import migrations
+
+    click.echo(migrations.current(_settings().sqlalchemy_url) or "none (run `seedgrid db upgrade`)")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- models ---------------------------------------------------------------------------
+@main.group()
+def models() -> None:
+    """The model catalogue and dev checkpoints."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Print the catalogue."""
+    from app.generation.catalogue import CATALOGUE
+
+    settings = _settings()
+    click.echo(f"{'model':16} {'arch':9} {'share':>5} {'timeout':>7}  defaults / checkpoint")
+    for spec in CATALOGUE.values():
+        line = f"{spec.name:16} {spec.architecture.value:9} {spec.incentive_share:5.2f} {spec.timeout_s:6.0f}s  "
+        if spec.is_diffusion:
+            p = spec.default_params()
+            line += f"{p['steps']} steps {p['width']}x{p['height']} cfg {p['guidance']} {p['scheduler']}"
+            if spec.is_video:
+                line += f" {p['num_frames']} frames @ {p['fps']} fps"
+            line += f"  [{settings.checkpoint_path(spec.name)}]"
+        else:
+            line += "(not served by the diffusion engine)"
+        click.echo(line)
+
+
+@models.command("build-dev")
+@click.option("--model", "names", multiple=True, help="only these model types (default: every diffusion type)")
+@click.option("--force", is_flag=True, help="rebuild even when a complete checkpoint is there")
+def models_build_dev(names: tuple[str, ...], force: bool) -> None:
+    """Build tiny dev checkpoints (real architectures, seeded random weights)."""
+    from app.generation.catalogue import DIFFUSION_MODELS, get_diffusion_spec
+    from app.generation.devbuild import build_dev_checkpoint
+    from app.generation.loading import _quiet_libraries
+
+    settings = _settings()
+    _quiet_libraries()
+    for name in names or DIFFUSION_MODELS:
+        try:
+            spec = get_diffusion_spec(name)
+        except InvalidRequest as exc:
+            raise click.ClickException(str(exc)) from None
+        folder = settings.dev_checkpoints_dir / spec.dev_checkpoint
+        built = build_dev_checkpoint(spec, folder, force=force)
+        click.echo(f"{spec.name:16} {'built' if built else 'up to date':10} {folder}")
+
+
+@models.command("export-single-file")
+@click.option("--model", required=True, help="an SD1.5 model type")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def models_export_single_file(model: str, out: Path) -> None:
+    """Write an SD1.5 checkpoint folder as one original-format .safetensors file."""
+    from app.generation.catalogue import Architecture, get_diffusion_spec
+    from app.generation.singlefile import export_sd15
+
+    settings = _settings()
+    try:
+        spec = get_diffusion_spec(model)
+    except InvalidRequest as exc:
+        raise click.BadParameter(exc.message, param_hint="--model") from None
+    if spec.architecture is not Architecture.SD15:
+        raise click.BadParameter(f"{model} is {spec.architecture.value}; only SD1.5 types export", param_hint="--model")
+    folder = settings.checkpoint_path(model)
+    if not folder.is_dir():
+        raise click.ClickException(f"{folder} is not a checkpoint folder; run `seedgrid models build-dev` first")
+    click.echo(export_sd15(folder, out))
+
+
+# --- workers --------------------------------------------------------------------------
+@main.group()
+def worker() -> None:
+    """Celery worker processes."""
+
+
+def _validator_role(role: str, name: str, loglevel: str, model: str = "all") -> None:
+    from workers.validator import main as validator_main
+
+    sys.exit(validator_main([role, "--name", name, "--loglevel", loglevel, "--model", model]))
+
+
+@worker.command("gpu")
+@click.option("--model", default=None, help="model type, comma-separated list, or 'all' (required for miners)")
+@click.option("--role", type=click.Choice(["miner", "validator"]), default="miner", show_default=True,
+              help="miner: generate.<MODEL> queues; validator: reproduction and verification")
+@click.option("--replicas", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="worker processes; each loads its pipeline once")
+@click.option("--gpus", default=None, help="GPU ids for round-robin placement (default: all visible)")
+@click.option("--name", default=None, help="node name prefix (default gpuN.MODEL)")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker_gpu(model: str | None, role: str, replicas: int, gpus: str | None, name: str | None,
+               loglevel: str) -> None:
+    """Start GPU worker process(es): a miner's generate.<MODEL> queues, or the validator's GPU queue."""
+    from workers.gpu import parse_models
+    from workers.supervisor import detect_gpus, gpu_replicas, supervise
+
+    if role == "validator":
+        _validator_role("gpu", name or "validator", loglevel, model or "all")
+    if not model:
+        raise click.BadParameter("a miner's GPU worker needs --model", param_hint="--model")
+    try:
+        parse_models(model)
+    except InvalidRequest as exc:
+        raise click.BadParameter(exc.message, param_hint="--model") from None
+    logging.getLogger("seedgrid.supervisor").setLevel(loglevel)
+    gpu_ids = [g.strip() for g in gpus.split(",") if g.strip()] if gpus else detect_gpus()
+    if replicas == 1 and not gpus:
+        from workers.gpu import main as gpu_main
+
+        argv = ["--model", model, "--loglevel", loglevel] + (["--name", name] if name else [])
+        sys.exit(gpu_main(argv))
+    sys.exit(supervise(gpu_replicas(model, replicas, gpu_ids, name, loglevel)))
+
+# --- generate -------------------------------------------------------------------------
+@main.command()
+@click.option("--model", required=True, help="model type (see `seedgrid models list`)")
+@click.option("--prompt", required=True)
+@click.option("--seed", required=True, type=int)
+@click.option("--negative-prompt", default=None)
+@click.option("--steps", type=int, default=None)
+@click.option("--guidance", type=float, default=None)
+@click.option("--width", type=int, default=None)
+@click.option("--height", type=int, default=None)
+@click.option("--scheduler", default=None)
+@click.option("--frames", "num_frames", type=int, default=None, help="video models: frame count")
+@click.option("--fps", type=int, default=None, help="video models: frames per second")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="also write the image/video here")
+@click.option("--via-queue", is_flag=True, help="send to a GPU worker through the broker instead of running here")
+@click.option("--timeout", type=float, default=None, help="seconds to wait for a worker (default: the model's)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def generate(model, prompt, seed, negative_prompt, steps, guidance, width, height, scheduler, num_frames, fps,
+             out, via_queue, timeout, as_json) -> None:
+    """Generate one image or video, in this process or through a worker."""
+    from app.generation.request import parse_request
+
+    params = {k: v for k, v in dict(steps=steps, guidance=guidance, width=width, height=height, scheduler=scheduler,
+                                    num_frames=num_frames, fps=fps).items() if v is not None}
+    raw = {"model": model, "prompt": prompt, "seed": seed, "negative_prompt": negative_prompt, "params": params}
+    settings = _settings()
+    try:
+        request = parse_request(raw)
+        if via_queue:
+            result = _generate_via_queue(request, settings, timeout)
+        else:
+            from app.bootstrap import prepare_database
+            from app.generation.service import generate_and_record
+
+            prepare_database(settings)
+            result = generate_and_record(request.to_dict(), settings=settings)
+    except (InvalidRequest, CheckpointError, TimeoutError, RuntimeError) as exc:
+        _fail(exc, as_json)
+        return
+    if out:
+        from app.generation.artifacts import load
+
+        out.write_bytes(load(Path(result["artifact_path"])))
+        result["out"] = str(out)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    else:
+        t = result["timings"]
+        click.echo(f"{result['model']}  {result['media_type']}  {t['generate_ms']:.0f} ms  "
+                   f"pixel_sha256 {result['pixel_sha256']}\n  {result.get('out') or result['artifact_path']}")
+
+
+def _generate_via_queue(request, settings, timeout: float | None) -> dict:
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from app.bootstrap import prepare_redis
+    from app.tasks.generation import enqueue
+
+    prepare_redis(settings)
+    wait = timeout or settings.time_limits(request.model)[1]
+    async_result = enqueue(request)
+    try:
+        return async_result.get(timeout=wait)
+    except CeleryTimeout:
+        async_result.revoke()
+        raise TimeoutError(
+            f"no {request.model} worker answered within {wait:g} s; start one with "
+            f"`seedgrid worker gpu --model {request.model}`"
+        ) from None
+
+
+# --- redis ----------------------------------------------------------------------------
+@main.group()
+def redis() -> None:
+    """The embedded Redis (used when SEEDGRID_REDIS_URL is unset)."""
+
+
+@redis.command("start")
+def redis_start() -> None:
+    from app.redis_server import ensure_redis
+
+    handle = ensure_redis(_settings())
+    click.echo(f"{'started' if handle.started_here else 'already running'}: {handle.url}")
+
+
+@redis.command("stop")
+def redis_stop() -> None:
+    from app.redis_server import stop_embedded
+
+    settings = _settings()
+    stopped = stop_embedded(settings.state_path / "redis" / "redis.pid")
+    click.echo("stopped" if stopped else "not running")
+
+
+# --- demo -----------------------------------------------------------------------------
+@main.command()
+@click.option("--seed", type=int, default=20261123, show_default=True)
+def demo(seed: int) -> None:
+    """A quick check: generate with every diffusion type and reproduce in a second worker."""
+    from app.demo import run_demo
+
+    sys.exit(run_demo(_settings(), seed=seed))
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """Print the effective settings (secrets hidden)."""
+    s = _settings()
+    data = json.loads(s.model_dump_json())
+    if data.get("database_url"):
+        data["database_url"] = _safe_url(data["database_url"])
+    data["effective"] = {"database": _safe_url(s.sqlalchemy_url), "broker": s.broker_url.split("@")[-1],
+                         "visibility_timeout_s": s.broker_visibility_timeout}
+    click.echo(json.dumps(data, indent=2))
