@@ -28,6 +28,9 @@ def build_schedule(settings: Settings) -> dict[str, dict]:
         "epoch-tick": every(settings.tick_interval, "seedgrid.validator.epoch_tick", "default"),
         # Also keyed on the epoch: sets weights once per epoch, retried on the next tick if it failed.
         "set-weights": every(settings.tick_interval, "seedgrid.validator.set_weights", "default"),
+        # A lost task (a killed worker, a broker outage) must not leave a response pending
+        # for ever; every half minute bounds how long one waits past its deadline.
+        "settle-stale": every(30.0, "seedgrid.validator.settle_stale", "default"),
         # Hourly is plenty for a retention measured in days.
         "prune-artifacts": {"task": "seedgrid.validator.prune_artifacts", "schedule": crontab(minute=17),
                             "options": {"expires": 3600, "queue": "default"}},

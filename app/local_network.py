@@ -187,20 +187,60 @@ def start(settings: Settings, plan: Plan) -> Topology:
         extra = ["--model", ",".join(models)] if role == "gpu" else []  # reproduce only what is served
         replicas.append(Replica(f"validator {role}", [sys.executable, "-m", "workers.validator", role, *extra], env))
     replicas.append(Replica("dashboard", [seedgrid, "validator", "dashboard", "--port", str(plan.dashboard_port)], env))
+    user, password = flower_credentials(settings)
     replicas.append(Replica("flower", [sys.executable, "-m", "celery", "-A", "app.celery_app", "flower",
-                                       "--address=127.0.0.1", f"--port={plan.flower_port}"],
-                            {**env, "FLOWER_UNAUTHENTICATED_API": "true"}))  # loopback only
+                                       "--address=127.0.0.1", f"--port={plan.flower_port}",
+                                       f"--basic-auth={user}:{password}"], env))
     group = ProcessGroup(replicas, log_dir=logs)
     group.start()
     return Topology(validator, miners, group, logs)
+
+
+FLOWER_USER = "seedgrid"
+
+
+def flower_credentials(settings: Settings) -> tuple[str, str]:
+    """Flower's basic-auth user and password: made once per state folder, kept there (mode 0600).
+
+    Flower's API can revoke tasks and shut workers down; even on loopback it takes a password.
+    """
+    import secrets
+
+    path = settings.state_path / "flower-password"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(18) + "\n")
+    return FLOWER_USER, path.read_text().strip()
+
+
+def lock_state_folder(settings: Settings):
+    """One network per state folder: a second `seedgrid up` on it is refused with what to do."""
+    from app.locks import AlreadyHeld, ProcessLock
+
+    try:
+        return ProcessLock(settings.state_path / "up.lock").acquire()
+    except AlreadyHeld as exc:
+        raise UpError(f"another `seedgrid up` ({exc.owner or 'a running process'}) uses the state folder "
+                      f"{settings.state_path}; stop it first (Ctrl-C in its terminal), or set SEEDGRID_STATE_DIR "
+                      f"to another folder for a second network") from None
+
+
+def withdraw_axons(settings: Settings, miners: dict[str, dict]) -> None:
+    """The miners stopped: clear their addresses on the chain, so no entry points at a dead port."""
+    chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
+    for m in miners.values():
+        chain.withdraw_axon(m["hotkey"])
 
 
 def install_stop_handlers(flag: dict) -> None:
     def stop(signum, _frame):
         flag["stop"] = signal.Signals(signum).name
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    # SIGHUP: the terminal was closed; stop as for Ctrl-C, so nothing is left running
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
 
 
 # -- the run loop and the terminal view -------------------------------------------------
@@ -232,7 +272,8 @@ def render(snap: dict, topo: Topology, plan: Plan, started: float):
     names = {m["hotkey"]: n for n, m in topo.miners.items()}
     head = (f"block {snap['block']}  epoch {snap['epoch']}  rollovers {len(snap['rolled'])}  "
             f"challenges {snap['challenges']}  up {time.time() - started:.0f} s   "
-            f"dashboard http://127.0.0.1:{plan.dashboard_port}  flower http://127.0.0.1:{plan.flower_port}\n"
+            f"dashboard http://127.0.0.1:{plan.dashboard_port}  flower http://127.0.0.1:{plan.flower_port} "
+            f"(user {FLOWER_USER}, password in {topo.logs.parent / 'flower-password'})\n"
             f"[yellow]tier table scaled down for a local run[/]   Ctrl-C stops every process")
     board = Table(title="leaderboard", expand=True)
     for col in ("uid", "miner", "model", "tier", "requests", "validation", "score", "weight"):
@@ -259,6 +300,16 @@ def render(snap: dict, topo: Topology, plan: Plan, started: float):
 
 def run(settings: Settings, plan: Plan, console) -> int:
     """Start everything, show it live, stop everything; 0 when a bounded run completed."""
+    from app.bootstrap import prepare_database, prepare_redis
+
+    lock = lock_state_folder(settings)
+    try:
+        return _run_locked(settings, plan, console)
+    finally:
+        lock.release()
+
+
+def _run_locked(settings: Settings, plan: Plan, console) -> int:
     from app.bootstrap import prepare_database, prepare_redis
 
     redis = prepare_redis(settings)
@@ -304,6 +355,7 @@ def run(settings: Settings, plan: Plan, console) -> int:
         if topo:
             console.print("stopping every process ...")
             topo.group.stop()
+            withdraw_axons(settings, topo.miners)
         redis.stop()
     snap = snapshot(settings, LocalChain(settings.sqlalchemy_url, settings.netuid))
     console.print(render(snap, topo, plan, started))

@@ -17,7 +17,7 @@ from pathlib import Path
 import redis
 
 from app.locks import file_lock
-from app.settings import Settings
+from app.settings import Settings, redact_url
 
 
 class RedisUnavailable(RuntimeError):
@@ -64,7 +64,7 @@ def ensure_redis(settings: Settings, timeout: float = 10.0) -> RedisHandle:
     url = settings.broker_url
     if not settings.uses_embedded_redis:
         if not ping(url, timeout=2.0):
-            raise RedisUnavailable(f"no Redis answers at {url} (SEEDGRID_REDIS_URL); start it, or unset the variable "
+            raise RedisUnavailable(f"no Redis answers at {redact_url(url)} (SEEDGRID_REDIS_URL); start it, or unset the variable "
                                    f"to use the embedded one")
         return RedisHandle(url, embedded=False, started_here=False)
     folder = _dir(settings)

@@ -8,9 +8,11 @@ SEEDGRID_DATABASE_URL (Postgres) and SEEDGRID_REDIS_URL.
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +22,8 @@ from app.generation.catalogue import CATALOGUE, DIFFUSION_MODELS, get_spec
 # Hard limit = soft limit + this grace: time for the task to notice the soft limit,
 # free the GPU and record the failure before the worker process is killed.
 HARD_LIMIT_GRACE_S = 5.0
+# Visibility timeout = longest hard limit + this: a worker's ack reaches Redis well within it.
+REDELIVERY_MARGIN_S = 15.0
 
 
 class Settings(BaseSettings):
@@ -57,6 +61,7 @@ class Settings(BaseSettings):
     limit_interval: int = Field(600, ge=1, description="seconds of one quota window")
     max_concurrent_requests: int = Field(4, ge=1, le=10_000)
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="request bodies above this are refused (413)")
+    body_read_timeout: float = Field(10.0, gt=0, le=300, description="seconds a request body may take to arrive (408)")
     metagraph_ttl: float = Field(12.0, gt=0, description="seconds a miner caches the metagraph")
 
     # Validator (SPEC.md: Validator, Tiers)
@@ -91,6 +96,60 @@ class Settings(BaseSettings):
         for name in value:
             if name not in DIFFUSION_MODELS:
                 raise ValueError(f"unknown model type {name!r} in {info.field_name}; known: {', '.join(DIFFUSION_MODELS)}")
+        return value
+
+    @field_validator("verification_thresholds")
+    @classmethod
+    def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        # A cosine distance threshold: 0 would accept only exact matches (use the exact path),
+        # above 1 everything passes; NaN and infinities compare false and pass silently.
+        for name, t in value.items():
+            if not math.isfinite(t) or not 0 < t <= 1:
+                raise ValueError(f"threshold for {name} must be a number in (0, 1], got {t!r}")
+        return value
+
+    @field_validator("challenge_params")
+    @classmethod
+    def _challenge_params(cls, value: dict[str, dict]) -> dict[str, dict]:
+        # Checked against the catalogue's bounds now: a bad entry would otherwise fail every
+        # round while still using up each miner's quota.
+        from app.generation.errors import InvalidRequest
+        from app.generation.request import parse_params
+
+        for name, params in value.items():
+            try:
+                parse_params(params, get_spec(name))
+            except InvalidRequest as exc:
+                raise ValueError(f"{name}: {exc.field}: {exc.message}") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("redis", "rediss", "unix") or (parts.scheme != "unix" and not parts.hostname):
+                raise ValueError(f"must be redis://[:password@]host:port/db (or rediss://, unix://), got {redact_url(value)!r}")
+            try:
+                parts.port
+            except ValueError:
+                raise ValueError(f"has a port that is not a number: {redact_url(value)!r}") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                url = make_url(value)
+            except (ArgumentError, ValueError):
+                raise ValueError(f"is not a SQLAlchemy URL (postgresql+psycopg://user:pass@host:5432/db or "
+                                 f"sqlite:///path), got {redact_url(value)!r}") from None
+            if url.get_backend_name() not in ("postgresql", "sqlite"):
+                raise ValueError(f"must be a postgresql+psycopg:// or sqlite:/// URL, got {url.get_backend_name()!r}")
         return value
 
     @field_validator("tier_table")
@@ -191,8 +250,23 @@ class Settings(BaseSettings):
 
     @property
     def broker_visibility_timeout(self) -> float:
-        # Twice the longest limit: a task still running is never handed to a second worker.
-        return self.visibility_timeout or 2 * self.longest_hard_limit()
+        # Just above the longest hard limit: no task runs past it (the engine stops at the
+        # soft limit between steps), so a running task is never handed to a second worker,
+        # and a killed worker's task comes back within that bound, not twice it.
+        return self.visibility_timeout or self.longest_hard_limit() + REDELIVERY_MARGIN_S
+
+
+def redact_url(url: str) -> str:
+    """A URL with its password replaced by ***, for logs, errors and `seedgrid settings`."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+    except ValueError:
+        return "<unparseable URL>"
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,11 +25,7 @@ os.environ.setdefault("SEEDGRID_TOTAL_VOLUME", "1000000")  # the bench measures 
 os.environ.setdefault("SEEDGRID_MAX_CONCURRENT_REQUESTS", "64")
 os.environ.setdefault("SEEDGRID_NETUID", "91")  # its own subnet: `seedgrid up` owns the default one
 
-from app.bootstrap import prepare_database, prepare_redis  # noqa: E402
-from app.chain.local import LocalChain  # noqa: E402
-from app.chain.wallets import create_wallet  # noqa: E402
-from app.local_network import free_port  # noqa: E402
-from app.settings import get_settings  # noqa: E402
+from bench._miner import miner_under_test  # noqa: E402
 
 
 def main() -> int:
@@ -40,47 +35,11 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=40, help="requests per throughput run")
     args = parser.parse_args()
 
-    settings = get_settings()
-    redis = prepare_redis(settings)
-    prepare_database(settings)
-    chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
-    chain.init(block_time=settings.local_block_time)
-    miner, _ = create_wallet(settings.wallets_dir, "bench", "miner")
-    validator, _ = create_wallet(settings.wallets_dir, "bench", "validator")
-    for w, stake in ((miner, 0.0), (validator, 1_000_000.0)):
-        chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
-        chain.set_stake(w.hotkey.ss58_address, stake)
-
-    from app.celery_app import celery_app
     from app.net.client import MinerClient
     from app.tasks.generation import enqueue
 
-    port = free_port()
-    seedgrid = str(Path(sys.executable).parent / "seedgrid")
-    procs = [
-        subprocess.Popen([seedgrid, "worker", "gpu", "--model", "RealisticVision", "--name", "bench-gpu",
-                          "--loglevel", "WARNING"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([seedgrid, "miner", "serve", "--model", "RealisticVision", "--wallet", "bench", "--hotkey",
-                          "miner", "--port", str(port), "--no-announce"], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL),
-    ]
-    url, hotkey = f"http://127.0.0.1:{port}", miner.hotkey.ss58_address
-    client = MinerClient(validator, timeout=60)
-    try:
-        deadline = time.monotonic() + 120
-        while not celery_app.control.ping(timeout=0.5):
-            if time.monotonic() > deadline:
-                print("the bench GPU worker did not start")
-                return 1
-        while True:
-            try:
-                client.request("GET", url, "/healthz", hotkey)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    print("the bench miner API did not start")
-                    return 1
-                time.sleep(0.1)
+    with miner_under_test("bench") as m:
+        url, hotkey, client = m.url, m.hotkey, MinerClient(m.validator, timeout=60)
 
         def request(i: int) -> dict:
             return {"model": "RealisticVision", "prompt": "a lighthouse at dusk", "seed": i,
@@ -112,19 +71,12 @@ def main() -> int:
         direct_rps, api_rps = burst(direct), burst(api)
         d, a = statistics.median(direct_ms), statistics.median(api_ms)
         print(f"RealisticVision dev checkpoint, 256x256, 1 step; {args.rounds} sequential rounds; "
-              f"{args.burst} requests at concurrency {args.concurrency}; one GPU worker; broker {redis.url}")
+              f"{args.burst} requests at concurrency {args.concurrency}; one GPU worker; broker {m.broker}")
         print(f"latency   direct queue median {d:7.1f} ms | API median {a:7.1f} ms | "
               f"added {a - d:6.1f} ms (ratio {a / d:.2f})")
         print(f"throughput direct queue {direct_rps:6.1f} req/s | API {api_rps:6.1f} req/s | "
               f"ratio {api_rps / direct_rps:.2f}")
         return 0
-    finally:
-        client.close()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
-        redis.stop()
 
 
 if __name__ == "__main__":

@@ -84,3 +84,21 @@ def test_another_process_reproduces_every_hash(settings):
     assert proc.returncode == 0, proc.stderr[-3000:]
     there = json.loads(proc.stdout.strip().splitlines()[-1])
     assert dict(zip(DIFFUSION_MODELS, there)) == dict(zip(DIFFUSION_MODELS, here))
+
+
+@pytest.mark.parametrize("model", ["RealisticVision", "TextToVideo"])  # both step-callback styles
+def test_a_generation_stops_between_steps_when_its_deadline_passes(settings, model):
+    import time
+
+    from app.generation.errors import GenerationTimeout
+
+    req = parse_request(small_request(model, steps=50))
+    engine = get_engine(model, settings)
+    t0 = time.monotonic()
+    with pytest.raises(GenerationTimeout, match="time limit"):
+        engine.generate(req, deadline=time.monotonic() + 0.05)
+    stopped = time.monotonic() - t0
+    t0 = time.monotonic()
+    engine.generate(parse_request(small_request(model, steps=50)))
+    full = time.monotonic() - t0
+    assert stopped < full / 3, f"stopped after {stopped:.2f} s; the whole run takes {full:.2f} s"

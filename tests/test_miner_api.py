@@ -184,3 +184,32 @@ def test_healthz_and_openapi(net):
     assert httpx.get(net["url"] + "/healthz").json()["model"] == "RealisticVision"
     doc = httpx.get(net["url"] + "/openapi.json").json()
     assert "/v1/generate" in doc["paths"] and "/v1/info" in doc["paths"]
+
+
+def test_info_answers_registered_callers_only(net):
+    with pytest.raises(MinerError) as err:
+        client(net, "stranger").info(net["url"], net["miner"])
+    assert err.value.status == 403 and err.value.error == "not_registered"
+
+
+def test_healthz_reports_its_dependencies(net):
+    body = httpx.get(net["url"] + "/healthz", timeout=10).json()
+    assert body["status"] == "ok" and body["dependencies"] == {"redis": "ok", "gpu_worker_seen": True}
+
+
+@pytest.mark.parametrize("body, content_type, status, field", [
+    (json.dumps({**small_request("RealisticVision"), "params": {"scheduler": ["euler"]}}), "application/json", 400,
+     "params.scheduler"),
+    (json.dumps({**small_request("RealisticVision"), "params": {"scheduler": {"a": 1}}}), "application/json", 400,
+     "params.scheduler"),
+    ('{"model": "RealisticVision", "prompt": "a \\ud800 fox", "seed": 1}', "application/json", 400, "prompt"),
+    ("[" * 1000 + "]" * 1000, "application/json", 400, "body"),
+    ('{"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}', "application/json", 400, "body"),
+    (json.dumps(small_request("RealisticVision")), "text/plain", 415, None),
+])
+def test_malformed_input_is_a_4xx_never_a_500(net, body, content_type, status, field):
+    raw = body.encode()
+    headers = {**signed(net, "big", raw), "Content-Type": content_type}
+    resp = httpx.post(net["url"] + "/v1/generate", content=raw, headers=headers, timeout=60)
+    assert resp.status_code == status, resp.text
+    assert resp.json().get("field") == field

@@ -14,7 +14,7 @@ def test_visibility_timeout_must_exceed_the_longest_task_limit():
 def test_time_limits_come_from_the_model_timeout():
     s = Settings(timeout_scale=0.5)
     assert s.time_limits("RealisticVision") == (6.0, 11.0)
-    assert s.broker_visibility_timeout == 2 * s.time_limits("TextToVideo")[1]
+    assert s.broker_visibility_timeout == s.time_limits("TextToVideo")[1] + 15
 
 
 def test_unknown_model_in_paths_is_named(monkeypatch):

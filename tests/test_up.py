@@ -28,12 +28,12 @@ def leftovers(state) -> list[str]:
     return [line for line in out.splitlines() if str(state) in line and "ps -eo" not in line]
 
 
-def wait_http(url, proc, timeout=180):
+def wait_http(url, proc, timeout=180, auth=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
         try:
-            r = httpx.get(url, timeout=1)
+            r = httpx.get(url, timeout=1, auth=auth)
             if r.status_code == 200:
                 return r
         except httpx.HTTPError:
@@ -52,7 +52,19 @@ def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
     try:
         status = wait_http(f"http://127.0.0.1:{ports[0]}/api/status", proc).json()
         assert status["tier_table_scaled"] and status["chain"] == "local"
-        workers = wait_http(f"http://127.0.0.1:{ports[1]}/api/workers?refresh=1", proc).json()
+        # one network per state folder: a second `seedgrid up` on it is refused, and changes nothing
+        second = subprocess.run([SEEDGRID, "up", "--epochs", "1", "--dashboard-port", str(free_port()),
+                                 "--flower-port", str(free_port()), "--miner-port", str(free_port())],
+                                env=up_env(tmp_path / "state"), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "another `seedgrid up`" in second.stderr, second.stderr
+        assert "Traceback" not in second.stderr
+        # Flower's API takes the password `seedgrid up` keeps in the state folder (mode 0600)
+        password_file = tmp_path / "state" / "flower-password"
+        assert oct(password_file.stat().st_mode & 0o777) == "0o600"
+        auth = ("seedgrid", password_file.read_text().strip())
+        wait_http(f"http://127.0.0.1:{ports[1]}/healthcheck", proc)
+        assert httpx.get(f"http://127.0.0.1:{ports[1]}/api/workers", timeout=10).status_code == 401
+        workers = wait_http(f"http://127.0.0.1:{ports[1]}/api/workers?refresh=1", proc, auth=auth).json()
         deadline = time.monotonic() + 60
         def both(ws):  # the miner's GPU worker and the validator's workers, as Flower sees them (a solo
             # worker busy generating answers Flower's inspect only between tasks, so any validator role counts)
@@ -61,7 +73,8 @@ def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
         while not both(workers) and time.monotonic() < deadline:
             time.sleep(2)
             try:  # a refresh asks every worker; a busy solo worker may make Flower drop the request
-                workers = httpx.get(f"http://127.0.0.1:{ports[1]}/api/workers?refresh=1", timeout=10).json()
+                workers = httpx.get(f"http://127.0.0.1:{ports[1]}/api/workers?refresh=1", timeout=10,
+                                    auth=auth).json()
             except httpx.HTTPError:
                 continue
         assert both(workers), list(workers)
@@ -86,7 +99,9 @@ def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
     assert not leftovers(tmp_path / "state"), "every child process stopped"
 
 
-def test_sigterm_stops_everything_and_a_second_run_resumes(tmp_path):
+def test_a_closed_terminal_stops_everything_and_a_second_run_resumes(tmp_path):
+    """SIGHUP (the terminal window closed) stops every child and the embedded Redis, like Ctrl-C or
+    SIGTERM (one handler); no chain entry is left pointing at a stopped miner's port."""
     state = tmp_path / "state"
     port = free_port()
     args = [SEEDGRID, "up", "--miners", "RealisticVision", "--cheaters", "", "--dashboard-port", str(port),
@@ -94,9 +109,12 @@ def test_sigterm_stops_everything_and_a_second_run_resumes(tmp_path):
     proc = subprocess.Popen(args, env=up_env(state), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     wait_http(f"http://127.0.0.1:{port}/api/status", proc)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGHUP)
     assert proc.wait(timeout=90) == 0
     assert not leftovers(state)
+    shown = json.loads(subprocess.run([SEEDGRID, "chain", "show", "--json"], env=up_env(state), capture_output=True,
+                                      text=True, timeout=60).stdout)
+    assert shown["neurons"] and all(n["axon"] is None for n in shown["neurons"]), shown
     again = subprocess.run([*args[:2], "--duration", "1", *args[2:]], env=up_env(state), capture_output=True,
                            text=True, timeout=180)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]

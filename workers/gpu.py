@@ -68,17 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     prepare_database(settings)
 
     from app.celery_app import Queue, celery_app
-    from app.generation.service import preload
+    from app.generation.service import preload, settle_abandoned
 
     engines = preload(models, settings)  # before consuming: no task ever waits for a load
     publish_environment(engines, settings)
+    node = node_name(models, args.index, args.name)
+    # What this node left running when it was killed is not running now; nor is anything
+    # older than any live attempt can be.
+    settled = settle_abandoned(settings, worker=node) + settle_abandoned(settings)
+    if settled:
+        logging.getLogger(__name__).warning("settled %d generation rows abandoned by a killed worker", settled)
     queues = ",".join(Queue.generate(m).value for m in models)
     celery_app.worker_main([
-        "worker", "--pool", "solo", "--queues", queues, "--hostname", node_name(models, args.index, args.name),
+        "worker", "--pool", "solo", "--queues", queues, "--hostname", node,
         "--prefetch-multiplier", "1", "--task-events", "--without-mingle", "--without-gossip", "--loglevel", args.loglevel,
     ])
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from app.explain import run_entry_point
+
+    sys.exit(run_entry_point(main))

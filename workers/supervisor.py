@@ -131,7 +131,7 @@ def supervise(replicas: list[Replica]) -> int:
         nonlocal stopping
         stopping = True
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     group = ProcessGroup(replicas)
     try:
         group.start()

@@ -71,6 +71,12 @@ class LocalChain:
         with session_scope(self.url) as s:
             self._neuron(s, hotkey).stake = float(stake)
 
+    def withdraw_axon(self, hotkey: str) -> None:
+        """Clear a hotkey's announced address (its server stopped): nobody is sent to a dead port."""
+        with session_scope(self.url) as s:
+            n = self._neuron(s, hotkey)
+            n.axon_host, n.axon_port = None, None
+
     def _neuron(self, s, hotkey: str) -> ChainNeuron:
         neuron = s.scalar(select(ChainNeuron).where(ChainNeuron.netuid == self.netuid, ChainNeuron.hotkey == hotkey))
         if neuron is None:

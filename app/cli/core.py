@@ -18,11 +18,14 @@ def _settings():
 
     from app.settings import get_settings
 
+    from pydantic_settings import SettingsError
+
+    from app.explain import explain
+
     try:
         return get_settings()
-    except ValidationError as exc:
-        lines = [f"  SEEDGRID_{'_'.join(str(p) for p in e['loc']).upper() or '*'}: {e['msg']}" for e in exc.errors()]
-        raise click.ClickException("invalid settings:\n" + "\n".join(lines)) from None
+    except (ValidationError, SettingsError) as exc:
+        raise click.ClickException(explain(exc)) from None
 
 
 def _fail(exc: Exception, as_json: bool) -> None:
@@ -33,7 +36,24 @@ def _fail(exc: Exception, as_json: bool) -> None:
     raise click.ClickException(str(exc))
 
 
-@click.group()
+class _Seedgrid(click.Group):
+    """Known failures (settings, Redis, database, checkpoints, files) print one line, not a traceback."""
+
+    def invoke(self, ctx):
+        from app.explain import explain
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            line = explain(exc)
+            if line is None:
+                raise
+            raise click.ClickException(line) from None
+
+
+@click.group(cls=_Seedgrid)
 @click.version_option(__version__, prog_name="seedgrid")
 @click.option("-v", "--verbose", is_flag=True, help="log at DEBUG level")
 def main(verbose: bool) -> None:
@@ -53,10 +73,11 @@ def db() -> None:
 def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     from app import migrations
+    from app.settings import redact_url
 
     settings = _settings()
     migrations.upgrade(settings.sqlalchemy_url, revision)
-    click.echo(f"database at {migrations.current(settings.sqlalchemy_url)} ({_safe_url(settings.sqlalchemy_url)})")
+    click.echo(f"database at {migrations.current(settings.sqlalchemy_url)} ({redact_url(settings.sqlalchemy_url)})")
 
 
 @db.command("current")
@@ -65,12 +86,6 @@ def db_current() -> None:
     from app import migrations
 
     click.echo(migrations.current(_settings().sqlalchemy_url) or "none (run `seedgrid db upgrade`)")
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 # --- models ---------------------------------------------------------------------------
@@ -293,10 +308,13 @@ def demo(seed: int) -> None:
 @main.command("settings")
 def show_settings() -> None:
     """Print the effective settings (secrets hidden)."""
+    from app.settings import redact_url
+
     s = _settings()
     data = json.loads(s.model_dump_json())
-    if data.get("database_url"):
-        data["database_url"] = _safe_url(data["database_url"])
-    data["effective"] = {"database": _safe_url(s.sqlalchemy_url), "broker": s.broker_url.split("@")[-1],
+    for key in ("database_url", "redis_url"):
+        if data.get(key):
+            data[key] = redact_url(data[key])
+    data["effective"] = {"database": redact_url(s.sqlalchemy_url), "broker": redact_url(s.broker_url),
                          "visibility_timeout_s": s.broker_visibility_timeout}
     click.echo(json.dumps(data, indent=2))

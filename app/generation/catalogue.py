@@ -85,6 +85,32 @@ class ModelSpec:
     def is_video(self) -> bool:
         return self.media_type is MediaType.MP4
 
+    @property
+    def default_cost(self) -> float:
+        """GPU work of a request at the default parameters (see request_cost)."""
+        return request_cost(self.steps, self.width, self.height, self.num_frames if self.is_video else None)
+
+    @property
+    def max_cost(self) -> float:
+        """GPU work of the largest valid request."""
+        b = self.bounds
+        return request_cost(b.max_steps, b.max_size, b.max_size, b.max_frames if self.is_video else None)
+
+    def max_output_bytes(self, width: int | None = None, height: int | None = None, frames: int | None = None) -> int:
+        """The largest valid media file for these sizes (the bounds' largest when not given).
+
+        Worst case measured on incompressible noise: PNG 1.002x and MP4 (CRF 2) 0.50x of
+        the raw RGB bytes; 1.05x raw plus 4 KiB of container is the bound.
+        """
+        b = self.bounds
+        frames = (frames or b.max_frames) if self.is_video else 1
+        raw = (width or b.max_size) * (height or b.max_size) * 3 * frames
+        return int(raw * 1.05) + 4096
+
+    def max_reply_bytes(self, width: int | None = None, height: int | None = None, frames: int | None = None) -> int:
+        """A miner's whole JSON reply: the media in base64 (4/3) plus 16 KiB of envelope."""
+        return -(-self.max_output_bytes(width, height, frames) // 3) * 4 + 16 * 1024
+
     def default_params(self) -> dict[str, object]:
         params: dict[str, object] = {
             "steps": self.steps,
@@ -97,6 +123,15 @@ class ModelSpec:
             params["num_frames"] = self.num_frames
             params["fps"] = self.fps
         return params
+
+
+def request_cost(steps: int, width: int, height: int, frames: int | None = None) -> float:
+    """A request's GPU work in units of one denoising step over one pixel of one frame.
+
+    Denoising dominates a diffusion request, and a step's cost grows with the latent's
+    size; so steps x width x height x frames orders requests by GPU time.
+    """
+    return float(steps * width * height * (frames or 1))
 
 
 _SD15_BOUNDS = Bounds(min_size=256, max_size=1024)

@@ -18,7 +18,7 @@ from app.generation import media
 from app.generation.catalogue import ModelSpec, get_diffusion_spec
 from app.generation.determinism import Runtime, fingerprint
 from app.generation.devbuild import scheduler_for
-from app.generation.errors import InvalidRequest
+from app.generation.errors import GenerationTimeout, InvalidRequest
 from app.generation.loading import load_pipeline
 from app.generation.request import GenerationRequest
 
@@ -86,7 +86,26 @@ class Engine:
             args["num_frames"] = p.num_frames
         return args
 
-    def generate(self, request: GenerationRequest) -> GenerationOutput:
+    def _deadline_callbacks(self, deadline: float | None, steps: int) -> dict[str, object]:
+        """Pipeline arguments that stop the run between steps once `deadline` (monotonic) passes."""
+        if deadline is None:
+            return {}
+
+        def check(step: int) -> None:
+            if time.monotonic() > deadline:
+                raise GenerationTimeout(f"stopped after step {step + 1} of {steps}: the time limit passed")
+
+        if self.spec.is_video:  # TextToVideoSDPipeline has the older per-step callback only
+            return {"callback": lambda step, _t, _latents: check(step), "callback_steps": 1}
+
+        def on_step_end(_pipe, step, _t, kwargs):
+            check(step)
+            return kwargs
+
+        return {"callback_on_step_end": on_step_end}
+
+    def generate(self, request: GenerationRequest, *, deadline: float | None = None) -> GenerationOutput:
+        """Generate; with `deadline` (time.monotonic()), stop with GenerationTimeout once it passes."""
         import torch
 
         if request.model != self.spec.name:
@@ -95,10 +114,12 @@ class Engine:
         self.pipeline.scheduler = scheduler_for(request.params.scheduler, self._base_scheduler_config)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = self.pipeline(**self._pipeline_args(request))
+            out = self.pipeline(**self._pipeline_args(request), **self._deadline_callbacks(deadline, request.params.steps))
         if self.runtime.device.startswith("cuda"):
             torch.cuda.synchronize()
         t1 = time.perf_counter()
+        if deadline is not None and time.monotonic() > deadline:
+            raise GenerationTimeout("stopped before encoding: the time limit passed while decoding")
         frames = out.frames[0] if self.spec.is_video else out.images
         data = media.encode(frames, self.spec.media_type, fps=request.params.fps)
         # Hash what a receiver decodes from the bytes (identical to `frames` for PNG).

@@ -20,3 +20,14 @@ class InvalidRequest(ValueError):
 
 class CheckpointError(RuntimeError):
     """A model checkpoint is missing or cannot be loaded; the message says how to fix it."""
+
+
+class GenerationTimeout(RuntimeError):
+    """A generation stopped between denoising steps because its time limit passed.
+
+    Celery's solo pool cannot enforce time limits, so the engine checks a deadline after
+    every step: no generation holds the GPU past its limit.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)

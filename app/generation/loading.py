@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 
 from app.generation.catalogue import Architecture, ModelSpec
+from safetensors import SafetensorError
+
 from app.generation.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,8 @@ def load_pipeline(spec: ModelSpec, path: Path, *, device: str, dtype: str, confi
             raise CheckpointError(f"{path} is neither a diffusers folder nor a .safetensors file")
     except CheckpointError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+        # SafetensorError: a corrupted weights file (which component loads first varies)
         raise CheckpointError(f"could not load {spec.name} from {path}: {exc}") from exc
     if not isinstance(pipe, cls):
         raise CheckpointError(f"{path} holds a {type(pipe).__name__}, not the {cls.__name__} {spec.name} needs")

@@ -81,3 +81,26 @@ def as_result(row: Generation) -> dict:
         "worker": row.worker,
         "attempts": row.attempts,
     }
+
+
+ABANDONED = "abandoned: the worker stopped before finishing (killed or restarted); a redelivery, if any, retried it"
+
+
+def settle_abandoned(session: Session, *, worker: str | None = None, started_before=None) -> int:
+    """Mark running rows that no process is working on as failed; returns how many.
+
+    `worker`: rows this very worker left running (it is starting again, so they are not
+    running). `started_before`: rows of any worker older than any live task can be.
+    """
+    if worker is None and started_before is None:
+        raise ValueError("name a worker or a cut-off time")
+    query = select(Generation).where(Generation.status == GenerationStatus.RUNNING.value)
+    if worker is not None:
+        query = query.where(Generation.worker == worker)
+    if started_before is not None:
+        query = query.where(Generation.created_at < started_before)
+    rows = list(session.scalars(query))
+    for row in rows:
+        row.status, row.error, row.finished_at = GenerationStatus.FAILED.value, ABANDONED, utcnow()
+    session.flush()
+    return len(rows)

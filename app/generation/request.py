@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from app.generation.catalogue import SCHEDULERS, ModelSpec, get_diffusion_spec
+from app.generation.catalogue import SCHEDULERS, ModelSpec, get_diffusion_spec, request_cost
 from app.generation.errors import InvalidRequest
 
 MAX_SEED = 2**32 - 1  # a uint32 seed is portable across every generator implementation
@@ -31,6 +31,10 @@ class GenerationParams:
     scheduler: str
     num_frames: int | None = None
     fps: int | None = None
+
+    @property
+    def cost(self) -> float:
+        return request_cost(self.steps, self.width, self.height, self.num_frames)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,10 @@ def _number(value: Any, field: str, lo: float, hi: float) -> float:
 def _text(value: Any, field: str, max_chars: int, required: bool) -> str:
     if not isinstance(value, str):
         raise InvalidRequest(field, f"must be a string, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(field, "is not valid Unicode text (it holds a lone surrogate escape such as \\ud800)") from None
     if required and not value.strip():
         raise InvalidRequest(field, "must not be empty")
     if len(value) > max_chars:
@@ -105,7 +113,7 @@ def parse_params(raw: Any, spec: ModelSpec) -> GenerationParams:
     b = spec.bounds
     merged = {**spec.default_params(), **{k: v for k, v in raw.items() if v is not None}}
     scheduler = merged["scheduler"]
-    if scheduler not in SCHEDULERS:
+    if not isinstance(scheduler, str) or scheduler not in SCHEDULERS:
         raise InvalidRequest("params.scheduler", f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
     num_frames = fps = None
     if spec.is_video:

@@ -49,9 +49,14 @@ def preload(models: Iterable[str], settings: Settings) -> list[Engine]:
 
 def generate_and_record(
     raw_request: Any, *, settings: Settings, task_id: str | None = None, worker: str | None = None,
-    enqueued_at: float | None = None,
+    enqueued_at: float | None = None, expires_at: float | None = None, time_limit: float | None = None,
 ) -> dict:
-    """Validate, generate, store the artifact content-addressed, record the row; return small JSON."""
+    """Validate, generate, store the artifact content-addressed, record the row; return small JSON.
+
+    The generation stops between steps (GenerationTimeout) at `time_limit` seconds from
+    its start (the model's soft limit by default: Celery's solo pool does not enforce
+    it), or at `expires_at` (wall clock: the caller stopped waiting), if sooner.
+    """
     started = time.time()
     request = parse_request(raw_request)
     task_id = task_id or f"local-{uuid.uuid4().hex}"
@@ -62,8 +67,11 @@ def generate_and_record(
             log.info("task %s was already done (redelivered); returning the recorded result", task_id)
             return records.as_result(row)
     try:
-        engine = get_engine(request.model, settings)
-        out = engine.generate(request)
+        engine = get_engine(request.model, settings)  # loading (once per process) is not generation time
+        limit = time_limit if time_limit is not None else settings.time_limits(request.model)[0]
+        if expires_at is not None:
+            limit = min(limit, expires_at - time.time())
+        out = engine.generate(request, deadline=time.monotonic() + limit)
         path, digest = artifacts.store(settings.artifacts_dir, out.data, media.extension(out.media_type))
         timings = {"queued_ms": round(max(0.0, started - enqueued_at) * 1000, 1) if enqueued_at else 0.0, **out.timings}
         with session_scope(url) as session:
@@ -76,3 +84,17 @@ def generate_and_record(
         with session_scope(url) as session:
             records.fail(session, task_id=task_id, error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+def settle_abandoned(settings: Settings, *, worker: str | None = None) -> int:
+    """Settle generation rows left `running` by a killed worker (see records.settle_abandoned).
+
+    Without `worker`, rows older than any live attempt can be: a redelivery comes within
+    the visibility timeout and runs at most the hard limit.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    horizon = 2 * settings.broker_visibility_timeout + settings.longest_hard_limit()
+    cutoff = None if worker else datetime.now(timezone.utc) - timedelta(seconds=horizon)
+    with session_scope(settings.sqlalchemy_url) as session:
+        return records.settle_abandoned(session, worker=worker, started_before=cutoff)

@@ -76,11 +76,16 @@ class Admission:
         self.metagraph = metagraph
         self.redis = redis_client
         self.key = f"seedgrid:miner:{miner_hotkey}"
+        self._script = None
 
-    def check_caller(self, hotkey: str) -> Neuron:
+    def check_registered(self, hotkey: str) -> Neuron:
         neuron = self.metagraph.neurons().get(hotkey)
         if neuron is None:
             raise Refused(403, "not_registered", f"hotkey {hotkey} is not registered on the subnet")
+        return neuron
+
+    def check_caller(self, hotkey: str) -> Neuron:
+        neuron = self.check_registered(hotkey)
         if neuron.stake < self.policy.min_stake:
             raise Refused(403, "insufficient_stake",
                           f"stake {neuron.stake:,.0f} is below this miner's minimum of {self.policy.min_stake:,.0f}")
@@ -125,21 +130,69 @@ class Admission:
             out[hk] = int(self.redis.get(f"{self.key}:quota:{window}:{hk}") or 0)
         return out
 
+    def refund_quota(self, hotkey: str) -> None:
+        """Give back one request of the caller's window: it never reached the GPU."""
+        window, _ = self._window()
+        key = f"{self.key}:quota:{window}:{hotkey}"
+        if int(self.redis.get(key) or 0) > 0:
+            self.redis.decr(key)
+
+    def gpu_budget(self, hotkey: str, *, default_cost: float, max_cost: float) -> float:
+        """The GPU work (steps x pixels x frames) a caller may have in flight at once.
+
+        The miner commits `max_concurrent` requests of the largest valid cost; each caller
+        gets its quota's share of that, and never less than one request at the model's
+        default parameters. A low-stake caller cannot fill the queue with costly work.
+        """
+        quotas = self.quotas()
+        total = sum(quotas.values())
+        share = quotas.get(hotkey, 0) / total if total else 0.0
+        return max(default_cost, share * self.policy.max_concurrent * max_cost)
+
     @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one of max_concurrent in-flight slots, or Refused(429)."""
-        key, member, now = f"{self.key}:inflight", uuid.uuid4().hex, time.time()
-        pipe = self.redis.pipeline()
-        pipe.zremrangebyscore(key, 0, now - self.policy.slot_ttl)  # a crashed replica's leftovers
-        pipe.zadd(key, {member: now})
-        pipe.zcard(key)
-        pipe.expire(key, int(self.policy.slot_ttl) + 60)
-        in_flight = pipe.execute()[2]
-        if in_flight > self.policy.max_concurrent:
-            self.redis.zrem(key, member)
+    def slot(self, caller: str = "-", cost: float = 0.0, budget: float | None = None) -> Iterator[None]:
+        """Hold one of max_concurrent in-flight slots within the caller's GPU budget, or Refused(429)."""
+        key, member = f"{self.key}:inflight", f"{caller}|{cost:.0f}|{uuid.uuid4().hex}"
+        verdict, value = self._acquire(key, time.time(), self.policy.slot_ttl, self.policy.max_concurrent, member,
+                                       caller, cost, -1 if budget is None else budget)
+        if verdict == 1:
             raise Refused(429, "too_many_concurrent",
                           f"{self.policy.max_concurrent} requests already in flight; retry in 1 s", retry_after=1)
+        if verdict == 2:
+            raise Refused(429, "gpu_budget_exceeded",
+                          f"this request costs {cost:,.0f} units (steps x width x height x frames); with "
+                          f"{float(value):,.0f} in flight your share of this miner's GPU is {budget:,.0f}; "
+                          f"retry when your earlier requests finish, or ask for less", retry_after=1)
         try:
             yield
         finally:
             self.redis.zrem(key, member)
+
+    def _acquire(self, key: str, *args) -> tuple[int, float]:
+        # One atomic step: drop a crashed replica's leftovers, count the slots, sum the
+        # caller's in-flight cost, and take a slot only if both allow it.
+        if self._script is None:
+            self._script = self.redis.register_script(_ACQUIRE)
+        verdict, value = self._script(keys=[key], args=list(args))
+        return int(verdict), float(value)
+
+
+_ACQUIRE = """
+local key, now, ttl, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local member, caller, cost, budget = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+redis.call('ZREMRANGEBYSCORE', key, 0, now - ttl)
+local members = redis.call('ZRANGE', key, 0, -1)
+if #members >= limit then return {1, #members} end
+if budget >= 0 then
+  local used, prefix = 0, caller .. '|'
+  for _, m in ipairs(members) do
+    if string.sub(m, 1, #prefix) == prefix then
+      used = used + tonumber(string.match(m, '^[^|]*|([^|]*)|'))
+    end
+  end
+  if used + cost > budget then return {2, tostring(used)} end
+end
+redis.call('ZADD', key, now, member)
+redis.call('EXPIRE', key, math.floor(ttl) + 60)
+return {0, #members}
+"""

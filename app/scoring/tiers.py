@@ -25,6 +25,22 @@ class Tier:
     reward_factor: float
     request_limit: int  # requests a validator may send this miner per interval
 
+    def __post_init__(self):
+        """Types and ranges checked here, so a bad table fails at load, never in a round."""
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"tier name must be a non-empty string, got {self.name!r}")
+        for field in ("request_success", "validation_success"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"tier {self.name}: {field} must be a number from 0 to 1, got {value!r}")
+        value = self.reward_factor
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 10:
+            raise ValueError(f"tier {self.name}: reward_factor must be a number from 0 to 10, got {value!r}")
+        for field in ("min_successes", "request_limit"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"tier {self.name}: {field} must be a whole number >= 0, got {value!r}")
+
 
 DEFAULT_TIERS: tuple[Tier, ...] = (  # lowest first
     Tier("Bronze", 0.0, 0.0, 0, 0.45, 500),
@@ -72,7 +88,19 @@ class TierTable:
     @classmethod
     def from_json(cls, text: str) -> "TierTable":
         """[{"name": .., "request_success": .., ...}, ...], lowest tier first."""
-        return cls([Tier(**row) for row in json.loads(text)])
+        try:
+            rows = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not JSON ({exc})") from None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ValueError("must be a JSON list of objects, lowest tier first")
+        fields = set(Tier.__dataclass_fields__)
+        for row in rows:
+            if set(row) != fields:
+                missing, extra = sorted(fields - set(row)), sorted(set(row) - fields)
+                raise ValueError(f"tier {row.get('name', '?')!r}: " + "; ".join(
+                    ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(extra)}"] if extra else [])))
+        return cls([Tier(**row) for row in rows])
 
     @property
     def lowest(self) -> Tier:

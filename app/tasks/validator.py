@@ -58,6 +58,16 @@ def set_weights() -> dict:
     return result
 
 
+@celery_app.task(name="seedgrid.validator.settle_stale")
+def settle_stale() -> dict:
+    """Settle lost queries and reproductions; verify again what was answered but never judged."""
+    result = service.settle_stale(get_settings())
+    for response_id in result["reverify"]:
+        verify_response.apply_async((response_id,), queue=GPU)
+    settled = service.settle_abandoned_generations(get_settings())
+    return {**result, "reverify": len(result["reverify"]), "abandoned_generations": settled}
+
+
 @celery_app.task(name="seedgrid.validator.prune_artifacts")
 def prune_artifacts() -> int:
     return service.prune_artifacts(get_settings())

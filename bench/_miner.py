@@ -1,0 +1,80 @@
+"""One miner under test for the benches: LocalChain keys, a real GPU worker and `seedgrid miner serve`.
+
+    with miner_under_test("bench") as m:   # m.url, m.hotkey, m.validator (a 1M-stake wallet)
+        ...
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass
+class MinerUnderTest:
+    url: str
+    hotkey: str
+    validator: Any  # a wallet registered with 1M stake
+    broker: str
+
+
+@contextmanager
+def miner_under_test(name: str, extra_callers: dict[str, float] | None = None) -> Iterator[MinerUnderTest]:
+    from app.bootstrap import prepare_database, prepare_redis
+    from app.celery_app import celery_app
+    from app.chain.local import LocalChain
+    from app.chain.wallets import create_wallet
+    from app.local_network import free_port
+    from app.settings import get_settings
+
+    settings = get_settings()
+    redis = prepare_redis(settings)
+    prepare_database(settings)
+    chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
+    chain.init(block_time=settings.local_block_time)
+    miner, _ = create_wallet(settings.wallets_dir, name, "miner")
+    validator, _ = create_wallet(settings.wallets_dir, name, "validator")
+    for w, stake in ((miner, 0.0), (validator, 1_000_000.0)):
+        chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
+        chain.set_stake(w.hotkey.ss58_address, stake)
+    port = free_port()
+    seedgrid = str(Path(sys.executable).parent / "seedgrid")
+    procs = [
+        subprocess.Popen([seedgrid, "worker", "gpu", "--model", "RealisticVision", "--name", f"{name}-gpu",
+                          "--loglevel", "WARNING"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        subprocess.Popen([seedgrid, "miner", "serve", "--model", "RealisticVision", "--wallet", name, "--hotkey",
+                          "miner", "--port", str(port), "--no-announce"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 120
+        while not celery_app.control.ping(timeout=0.5):
+            if time.monotonic() > deadline:
+                raise SystemExit("the bench GPU worker did not start")
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("the bench miner API did not start")
+            time.sleep(0.1)
+        yield MinerUnderTest(url, miner.hotkey.ss58_address, validator, redis.url)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+        redis.stop()
