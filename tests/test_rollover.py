@@ -91,3 +91,19 @@ def test_rollover_resets_intervals_and_keeps_totals(url):
         assert m.tier == "Silver" and m.interval_attempts == 0 and m.total_successes == 3_600
         change = s.scalar(select(TierChange).where(TierChange.hotkey == "hk1"))
         assert (change.from_tier, change.to_tier, change.request_rate) == ("Bronze", "Silver", 1.0)
+
+
+def test_a_miner_that_left_the_subnet_is_forgotten_and_its_late_answer_counts_nowhere(url):
+    response_id = seed_db(url)
+    with session_scope(url) as s:
+        assert records.forget_deregistered(s, {"hk1", "hk2", "hk3", "hk4"}) == ["hk0"]
+    with session_scope(url) as s:
+        assert s.get(MinerState, "hk0") is None and s.scalar(select(func.count()).select_from(MinerState)) == 4
+        response = s.get(records.Response, response_id)
+        assert records.record_outcome(s, response=response, kind="challenge", model="RealisticVision",
+                                      request_success=True, verified=True, timeout_s=12.0, tiers=TierTable(),
+                                      epoch=0) is None
+        assert s.scalar(select(func.count()).select_from(Outcome)) == 0
+        # the same hotkey registering again starts from the lowest tier with nothing carried over
+        again = records.upsert_miner(s, hotkey="hk0", uid=9, default_tier="Bronze", reachable=True)
+        assert (again.uid, again.tier, again.score, again.total_successes) == (9, "Bronze", 0.0, 0)

@@ -73,12 +73,15 @@ def record_verdict(session: Session, *, response_id: int, verdict: Verdict) -> R
 
 def record_outcome(session: Session, *, response: Response, kind: str, model: str, request_success: bool,
                    verified: bool, timeout_s: float, tiers: TierTable, epoch: int) -> Outcome | None:
-    """Count a response once: the outcome row, the interval counters, the EMA. None if already counted."""
+    """Count a response once: the outcome row, the interval counters, the EMA.
+
+    None if it was already counted, or if its miner has left the subnet.
+    """
     if session.scalar(select(Outcome.id).where(Outcome.response_id == response.id)) is not None:
         return None
     miner = session.scalar(select(MinerState).where(MinerState.hotkey == response.hotkey).with_for_update())
-    if miner is None:
-        raise LookupError(f"no miner state for {response.hotkey}")
+    if miner is None:  # it left the subnet while the response was in flight: nobody to count it against
+        return None
     value = reward(verified=verified, kind=kind, latency_s=response.latency_s or timeout_s, timeout_s=timeout_s,
                    tier_factor=tiers.factor(miner.tier))
     outcome = Outcome(response_id=response.id, hotkey=response.hotkey, model=model, kind=kind,
@@ -95,6 +98,18 @@ def record_outcome(session: Session, *, response: Response, kind: str, model: st
         score=MinerState.score * (1 - EMA_ALPHA) + EMA_ALPHA * value,
     ))
     return outcome
+
+
+def forget_deregistered(session: Session, registered: set[str]) -> list[str]:
+    """Drop the state of hotkeys that left the subnet: no challenge, weight or leaderboard row names them.
+
+    Their responses and outcomes stay, for history; a hotkey that registers again starts fresh.
+    """
+    gone = [m for m in session.scalars(select(MinerState)) if m.hotkey not in registered]
+    for miner in gone:
+        session.delete(miner)
+    session.flush()
+    return [m.hotkey for m in gone]
 
 
 def upsert_miner(session: Session, *, hotkey: str, uid: int, default_tier: str, **fields) -> MinerState:

@@ -75,7 +75,8 @@ def sync_miners(settings: Settings) -> dict:
     from app.net.client import MinerClient, MinerError
 
     me = wallet(settings).hotkey.ss58_address
-    neurons = [n for n in chain(settings).metagraph() if n.axon and n.hotkey != me]
+    metagraph = chain(settings).metagraph()
+    neurons = [n for n in metagraph if n.axon and n.hotkey != me]
     client = MinerClient(wallet(settings), timeout=3.0)
 
     def info(n):
@@ -102,7 +103,10 @@ def sync_miners(settings: Settings) -> dict:
                     log.info("miner uid %d at %s did not answer /v1/info: %s", n.uid, n.axon, error)
                 if s.get(MinerState, n.hotkey) is not None:
                     records.upsert_miner(s, hotkey=n.hotkey, uid=n.uid, default_tier=lowest, reachable=False)
-    return {"neurons": len(neurons), "reachable": reachable}
+        forgotten = records.forget_deregistered(s, {n.hotkey for n in metagraph}) if metagraph else []
+    if forgotten:
+        log.info("forgot %d miner(s) no longer registered on the subnet: %s", len(forgotten), ", ".join(forgotten))
+    return {"neurons": len(neurons), "reachable": reachable, "forgotten": len(forgotten)}
 
 
 # -- rounds ----------------------------------------------------------------------------
@@ -158,38 +162,52 @@ def start_round(settings: Settings, *, rng: random.Random | None = None, kind: s
 
 
 # -- query -----------------------------------------------------------------------------
+SETTLE_MARGIN_S = 30.0  # queue delays on a busy I/O worker before the sweep calls a query lost
+
+
 def query_miner(settings: Settings, response_id: int) -> str:
-    """Send the challenge to one miner; store its bytes; count a failed request at once."""
+    """Send the challenge to one miner; store its bytes; count a failed request at once.
+
+    Whatever the miner does (any status, any JSON shape, any size, any speed) ends here
+    as an answered response or a failure recorded against that miner, within the
+    model's timeout plus the grace: the client enforces one total deadline and a cap on
+    the reply's size while it streams.
+    """
     from app.net.client import MinerClient, MinerError
+    from app.net.schemas import MalformedAnswer, parse_answer
 
     with session_scope(settings.sqlalchemy_url) as s:
         response = s.get(Response, response_id)
         if response.status != "pending":
-            return response.status  # a redelivered task: already sent
+            return response.status  # a redelivered task: already sent (the sweep settles a lost one)
         challenge = s.get(Challenge, response.challenge_id)
         miner = s.get(MinerState, response.hotkey)
+        if miner is None:  # it left the subnet after the round chose it
+            response.status, response.error = "lost", "the miner left the subnet before it was queried"
+            return response.status
+        response.status = "sent"
         request, model, axon = dict(challenge.request), challenge.model, miner.axon
-    timeout = settings.model_timeout(model)
+    deadline = settings.model_timeout(model) + settings.query_grace
     t0 = time.monotonic()
     fields: dict = {}
     try:
-        with MinerClient(wallet(settings), timeout=timeout + settings.query_grace) as client:
-            answer = client.generate(f"http://{axon}", response.hotkey, request)
+        answer = MinerClient(wallet(settings)).generate(f"http://{axon}", response.hotkey, request,
+                                                        timeout=deadline)
         latency = time.monotonic() - t0
-        data = base64.b64decode(answer.get("data") or "", validate=False)
-        media_type = answer.get("media_type")
+        parsed = parse_answer(answer, request_id=request["request_id"], model=model)
+        media_type = parsed["media_type"]
         ext = media.extension(media_type) if media_type in ("image/png", "video/mp4") else "bin"
-        path, _ = artifacts.store(settings.validator_artifacts_dir, data, ext)
-        status = "answered" if latency <= timeout + settings.query_grace else "timeout"
-        fields = dict(media_type=answer.get("media_type"), artifact_path=str(path),
-                      claimed_sha256=answer.get("pixel_sha256"), environment=answer.get("environment"), http_status=200)
+        path, _ = artifacts.store(settings.validator_artifacts_dir, parsed["data"], ext)
+        status = "answered"
+        fields = dict(media_type=media_type, artifact_path=str(path), claimed_sha256=parsed["claimed_sha256"],
+                      environment=parsed["environment"], http_status=200)
     except MinerError as exc:
         latency = time.monotonic() - t0
-        status = "timeout" if exc.status in (0, 504) and "time" in exc.error else "error"
+        status = "timeout" if exc.timed_out else "error"
         fields = dict(http_status=exc.status or None, error=str(exc)[:2000])
-    except (ValueError, TypeError) as exc:  # a malformed body (bad base64, wrong shapes)
+    except MalformedAnswer as exc:
         latency = time.monotonic() - t0
-        status, fields = "error", dict(error=f"malformed answer: {exc}")
+        status, fields = "error", dict(http_status=200, error=f"malformed answer: {exc}"[:2000])
     epoch = epoch_of(chain(settings).block(), settings)
     with session_scope(settings.sqlalchemy_url) as s:
         response = records.record_answer(s, response_id=response_id, status=status, latency_s=latency, **fields)
@@ -197,6 +215,59 @@ def query_miner(settings: Settings, response_id: int) -> str:
             _count(s, settings, response, request_success=False, verified=False, epoch=epoch)
         reproduced = s.get(Challenge, response.challenge_id).status == "reproduced"
     return "verify" if status == "answered" and reproduced else status
+
+
+def settle_stale(settings: Settings, *, now: float | None = None) -> dict:
+    """Settle what a lost task left behind (a killed worker, a broker outage); returns what to re-verify.
+
+    - A response still pending or sent well past its query deadline: the query never
+      finished on our side, so it is the validator's own failure: status `lost`, no
+      outcome against the miner.
+    - A challenge whose reproduction never finished: `failed`, like a failed reproduction.
+    - An answered response of a reproduced challenge that was never judged: its id is
+      returned, to verify again (verification is idempotent).
+    """
+    from datetime import datetime, timezone
+
+    now_dt = datetime.fromtimestamp(now if now is not None else time.time(), timezone.utc)
+    lost, failed, reverify = 0, 0, []
+    with session_scope(settings.sqlalchemy_url) as s:
+        rows = s.execute(select(Response, Challenge).join(Challenge, Challenge.id == Response.challenge_id)
+                         .where(Response.status.in_(("pending", "sent", "answered")),
+                                Response.verdict_path.is_(None))).all()
+        for response, challenge in rows:
+            limit = settings.model_timeout(challenge.model) + settings.query_grace + SETTLE_MARGIN_S
+            if (now_dt - _aware(response.created_at)).total_seconds() < limit:
+                continue
+            if response.status in ("pending", "sent"):
+                response.status = "lost"
+                response.error = ("the validator did not finish this query in time (a lost task or an outage); "
+                                  "its own failure, not counted against the miner")
+                lost += 1
+            elif challenge.status == "reproduced":
+                reverify.append(response.id)
+        stale = s.scalars(select(Challenge).where(Challenge.status == "open"))
+        for challenge in stale:
+            hard = settings.time_limits(challenge.model)[1]
+            if (now_dt - _aware(challenge.created_at)).total_seconds() > 2 * hard + SETTLE_MARGIN_S:
+                challenge.status, challenge.error = "failed", "the reproduction did not finish (a lost task)"
+                failed += 1
+    if lost or failed:
+        log.warning("settled %d lost queries and %d lost reproductions", lost, failed)
+    return {"lost": lost, "failed_reproductions": failed, "reverify": reverify}
+
+
+def settle_abandoned_generations(settings: Settings) -> int:
+    """The validator's own reproductions that a killed GPU worker left running."""
+    from app.generation.service import settle_abandoned
+
+    return settle_abandoned(settings)
+
+
+def _aware(value):
+    from datetime import timezone
+
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _count(s, settings: Settings, response: Response, *, request_success: bool, verified: bool, epoch: int) -> None:
@@ -282,13 +353,21 @@ def epoch_tick(settings: Settings) -> dict:
                 return {"epoch": epoch, "rolled": False, "opened": True}
             if epoch <= last:
                 return {"epoch": epoch, "rolled": False}
-            changes = rollover_mod.rollover(s, epoch=epoch, block=block, tiers=settings.tiers())
+            # Epochs whose window passed while we were down (a Redis or database outage, a
+            # stopped beat) are rolled now, in order, never skipped: the first judges the
+            # interval the outage cut short, the others had no requests and keep the tiers.
+            changes, late = [], list(range(last + 1, epoch))
+            for e in (*late, epoch):
+                changes += rollover_mod.rollover(s, epoch=e, block=block, tiers=settings.tiers()) or []
     except (IntegrityError, OperationalError) as exc:
         log.info("epoch %d: another process rolled over first (%s)", epoch, type(exc).__name__)
         return {"epoch": epoch, "rolled": False}
-    moved = [f"uid {c.uid} {c.from_tier}->{c.to_tier}" for c in changes or [] if c.from_tier != c.to_tier]
+    if late:
+        log.warning("epochs %s were missed (the validator was down) and rolled over late at block %d",
+                    ", ".join(map(str, late)), block)
+    moved = [f"epoch {c.epoch} uid {c.uid} {c.from_tier}->{c.to_tier}" for c in changes if c.from_tier != c.to_tier]
     log.info("epoch %d rolled over at block %d: %s", epoch, block, ", ".join(moved) or "no tier changes")
-    return {"epoch": epoch, "rolled": changes is not None, "changes": moved}
+    return {"epoch": epoch, "rolled": True, "late": late, "changes": moved}
 
 
 def set_weights(settings: Settings) -> dict:
