@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 from alembic import context
-
+from app.config import get_settings
 from app.models import Base
-from app.settings import get_settings
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or get_settings().sqlalchemy_url

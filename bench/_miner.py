@@ -32,8 +32,8 @@ def miner_under_test(name: str, extra_callers: dict[str, float] | None = None) -
     from app.celery_app import celery_app
     from app.chain.local import LocalChain
     from app.chain.wallets import create_wallet
+    from app.config import get_settings
     from app.local_network import free_port
-    from app.settings import get_settings
 
     settings = get_settings()
     redis = prepare_redis(settings)

@@ -31,17 +31,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.generation.catalogue import CATALOGUE, DIFFUSION_MODELS, SCHEDULERS  # noqa: E402
-from app.generation.request import GenerationRequest, parse_request  # noqa: E402
+from app.backends.registry import SERVED_MODELS  # noqa: E402
+from app.local_plan import LOCAL_CHALLENGES  # noqa: E402
+from app.protocol.catalogue import CATALOGUE, SCHEDULERS  # noqa: E402
+from app.protocol.request import GenerationRequest, parse_request  # noqa: E402
 from app.verification.fingerprint import similarity  # noqa: E402
 
 OUT = ROOT / "app" / "verification" / "calibration.json"
 # Param sets: the catalogue defaults, and the small ones local networks and tests use.
-SMALL = {"RealisticVision": {"steps": 6, "width": 512, "height": 512},
-         "DreamShaper": {"steps": 6, "width": 512, "height": 512},
-         "AnimeV3": {"steps": 5, "width": 512, "height": 512},
-         "RealitiesEdgeXL": {"steps": 4, "width": 512, "height": 512},
-         "TextToVideo": {"steps": 5, "width": 64, "height": 64, "num_frames": 8}}
+SMALL = LOCAL_CHALLENGES  # what `seedgrid up` sends: the thresholds hold for those params
 HONEST_ENVS = {"threads=1": {"SEEDGRID_THREADS": "1"},
                "isa=avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
                "isa=default": {"ATEN_CPU_CAPABILITY": "default"}}
@@ -77,8 +75,8 @@ def cheats(req: GenerationRequest) -> dict[str, GenerationRequest | tuple]:
 
 
 def generate(req: GenerationRequest, model_override: str | None = None) -> np.ndarray:
+    from app.config import get_settings
     from app.generation.service import get_engine
-    from app.settings import get_settings
 
     engine = get_engine(model_override or req.model, get_settings())
     if model_override:
@@ -89,7 +87,7 @@ def generate(req: GenerationRequest, model_override: str | None = None) -> np.nd
 def upscale(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
     from PIL import Image
 
-    from app.generation import media
+    from app.protocol import media
 
     big = np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.Resampling.BICUBIC)) for f in pixels])
     return media.decode(media.encode(big, media.MediaType.PNG if big.shape[0] == 1 else media.MediaType.MP4, fps=8),
@@ -109,7 +107,7 @@ def main() -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--models", default=",".join(DIFFUSION_MODELS))
+    parser.add_argument("--models", default=",".join(SERVED_MODELS))
     parser.add_argument("--no-write", action="store_true", help="print only; do not update calibration.json")
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -159,9 +157,9 @@ def main() -> int:
         for name, d in sorted(cheat_d.items(), key=lambda kv: min(kv[1])):
             verdict = "fails" if 1 - min(d) < threshold else "PASSES"
             print(f"    {name:24} min 1-sim {min(d):.2e}  -> {verdict}")
-    from app.generation.determinism import fingerprint
+    from app.backends.diffusers.determinism import fingerprint
+    from app.config import get_settings
     from app.generation.service import runtime
-    from app.settings import get_settings
 
     doc = {"generated_by": "bench/calibrate_verification.py", "seeds": args.seeds,
            "honest_environments": list(HONEST_ENVS), "reference_environment": fingerprint(runtime(get_settings())),

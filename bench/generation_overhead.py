@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.bootstrap import prepare_database, prepare_redis  # noqa: E402
-from app.settings import get_settings  # noqa: E402
+from app.config import get_settings  # noqa: E402
 
 
 def main() -> int:

@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=40, help="requests per throughput run")
     args = parser.parse_args()
 
-    from app.net.client import MinerClient
+    from app.protocol.client import MinerClient
     from app.tasks.generation import enqueue
 
     with miner_under_test("bench") as m:

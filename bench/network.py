@@ -29,7 +29,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=120)
     args = parser.parse_args()
-    from app.generation.catalogue import DIFFUSION_MODELS
+    from app.backends.registry import SERVED_MODELS
     from app.local_network import LOCAL_CHALLENGES, free_port
 
     state = Path(tempfile.mkdtemp(prefix="seedgrid-bench-network-"))
@@ -37,7 +37,7 @@ def main() -> int:
     env = {**os.environ, "SEEDGRID_STATE_DIR": str(state), "SEEDGRID_EMBEDDED_REDIS_PORT": str(free_port()),
            # the same torch thread count as the network's processes, so the bare generation compares
            "SEEDGRID_THREADS": os.environ.get("SEEDGRID_THREADS", "1"),
-           "SEEDGRID_MODEL_PATHS": json.dumps({m: str(dev / m) for m in DIFFUSION_MODELS})}
+           "SEEDGRID_MODEL_PATHS": json.dumps({m: str(dev / m) for m in SERVED_MODELS})}
     env.pop("SEEDGRID_REDIS_URL", None)
     env.pop("SEEDGRID_DATABASE_URL", None)
     cmd = [str(Path(sys.executable).parent / "seedgrid"), "up", "--duration", str(args.duration), "--cheaters", "",
@@ -51,11 +51,11 @@ def main() -> int:
     os.environ.update({k: v for k, v in env.items() if k.startswith("SEEDGRID_")})
     from sqlalchemy import select
 
+    from app.config import get_settings
     from app.db import session_scope
-    from app.generation.request import parse_request
     from app.generation.service import get_engine
     from app.models import Challenge, Response
-    from app.settings import get_settings
+    from app.protocol.request import parse_request
 
     settings = get_settings()
     per_model: dict[str, list[float]] = {}
@@ -63,7 +63,7 @@ def main() -> int:
     with session_scope(settings.sqlalchemy_url) as s:
         for c in s.scalars(select(Challenge).where(Challenge.status == "reproduced")):
             rs = list(s.scalars(select(Response).where(Response.challenge_id == c.id)))
-            done = [r.verified_at for r in rs if r.verdict_path in ("exact", "tolerant")]
+            done = [r.verified_at for r in rs if r.verdict_rung in ("exact", "tolerant")]
             if done and len(done) == len(rs):
                 per_model.setdefault(c.model, []).append((max(done) - c.created_at).total_seconds())
                 verified.extend(done)

@@ -22,11 +22,12 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import case, func, insert, select  # noqa: E402
 
 from app import migrations  # noqa: E402
+from app.backends.registry import SERVED_MODELS  # noqa: E402
 from app.db import make_engine, session_scope  # noqa: E402
-from app.generation.catalogue import CATALOGUE, DIFFUSION_MODELS  # noqa: E402
 from app.models import Challenge, MinerState, Outcome, Response  # noqa: E402
-from app.scoring.rollover import plan_weights, rollover  # noqa: E402
+from app.protocol.catalogue import CATALOGUE  # noqa: E402
 from app.scoring.tiers import TierTable  # noqa: E402
+from app.validator.records import plan_weights, rollover  # noqa: E402
 
 
 def populate(url: str, miners: int, outcomes: int) -> None:
@@ -35,7 +36,7 @@ def populate(url: str, miners: int, outcomes: int) -> None:
     hotkeys = [f"5Miner{i:04d}" for i in range(miners)]
     with engine.begin() as conn:
         conn.execute(insert(MinerState), [dict(
-            hotkey=hk, uid=i, model=DIFFUSION_MODELS[i % len(DIFFUSION_MODELS)], axon=f"10.0.0.{i % 250}:8091",
+            hotkey=hk, uid=i, model=SERVED_MODELS[i % len(SERVED_MODELS)], axon=f"10.0.0.{i % 250}:8091",
             reachable=True, total_volume=rng.choice([40, 300, 1000]), quota=10, limit_interval=600, tier="Bronze",
             challenger_return=False, score=rng.random(), total_successes=rng.randrange(10_000),
             interval_attempts=100, interval_request_successes=rng.randrange(90, 101),

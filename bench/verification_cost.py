@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.generation.catalogue import get_spec  # noqa: E402
-from app.generation.request import parse_request  # noqa: E402
+from app.config import get_settings  # noqa: E402
 from app.generation.service import get_engine  # noqa: E402
-from app.settings import get_settings  # noqa: E402
+from app.protocol.catalogue import get_spec  # noqa: E402
+from app.protocol.request import parse_request  # noqa: E402
+from app.verification.pixels import verify  # noqa: E402
 from app.verification.thresholds import threshold_for  # noqa: E402
-from app.verification.verdict import verify  # noqa: E402
 
 
 def main() -> int:

@@ -60,12 +60,13 @@ def _configure_environment() -> None:
             os.environ["SEEDGRID_REDIS_URL"] = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
         else:  # a fresh machine: the embedded server, as a user without Redis would get
             os.environ["SEEDGRID_EMBEDDED_REDIS_PORT"] = str(free_port())
-    from app.generation.catalogue import CATALOGUE, DIFFUSION_MODELS
-    from app.generation.devbuild import build_dev_checkpoint
+    from app.backends.registry import SERVED_MODELS, backend_for
+    from app.protocol.catalogue import CATALOGUE
 
-    for name in DIFFUSION_MODELS:  # a no-op when `make test` has built them
-        build_dev_checkpoint(CATALOGUE[name], DEV_CHECKPOINTS / name)
-    os.environ["SEEDGRID_MODEL_PATHS"] = json.dumps({n: str(DEV_CHECKPOINTS / n) for n in DIFFUSION_MODELS})
+    for name in SERVED_MODELS:  # a no-op when `make test` has built them
+        spec = CATALOGUE[name]
+        backend_for(spec).build_dev_checkpoint(spec, DEV_CHECKPOINTS / name)
+    os.environ["SEEDGRID_MODEL_PATHS"] = json.dumps({n: str(DEV_CHECKPOINTS / n) for n in SERVED_MODELS})
 
 
 _configure_environment()
@@ -73,7 +74,7 @@ _configure_environment()
 
 @pytest.fixture(scope="session")
 def settings():
-    from app.settings import get_settings
+    from app.config import get_settings
 
     return get_settings()
 

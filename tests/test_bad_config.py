@@ -1,9 +1,10 @@
 """Every bad setting is refused when it is read, in one line that names the variable; no traceback, no secret."""
 
 import json
+
 import pytest
 
-from .test_cli import seedgrid
+from .helpers.commands import seedgrid
 
 SECRET = "hunter2-secret"
 TIER = {"name": "Bronze", "request_success": 0, "validation_success": 0, "min_successes": 0, "reward_factor": 0.45,

@@ -1,19 +1,8 @@
 """The `seedgrid` command as a user runs it: in a subprocess, reading its output."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-from .conftest import ROOT
-
-SEEDGRID = str(Path(sys.executable).parent / "seedgrid")
-
-
-def seedgrid(*args, env=None):
-    return subprocess.run([SEEDGRID, *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=300)
+from .helpers.commands import seedgrid
 
 
 def test_generate_in_process_prints_json_and_writes_the_file(tmp_path, database):
@@ -23,7 +12,7 @@ def test_generate_in_process_prints_json_and_writes_the_file(tmp_path, database)
     assert p.returncode == 0, p.stderr
     result = json.loads(p.stdout)
     assert result["status"] == "succeeded" and result["media_type"] == "image/png"
-    from app.generation import media
+    from app.protocol import media
 
     assert media.pixel_sha256(media.decode_png(out.read_bytes())) == result["pixel_sha256"]
 

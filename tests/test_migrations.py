@@ -40,7 +40,7 @@ def test_recording_on_postgres(postgres_url):
     from sqlalchemy.orm import Session
 
     from app.generation import records
-    from app.generation.request import parse_request
+    from app.protocol.request import parse_request
 
     migrations.upgrade(postgres_url)
     engine = make_engine(postgres_url)

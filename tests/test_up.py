@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from .conftest import free_port
-from .test_cli import SEEDGRID
+from .helpers.commands import SEEDGRID
 
 pytestmark = pytest.mark.slow
 

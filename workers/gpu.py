@@ -15,20 +15,20 @@ import logging
 import socket
 import sys
 
-from app.generation.catalogue import DIFFUSION_MODELS
-from app.generation.errors import InvalidRequest
+from app.backends.registry import SERVED_MODELS
+from app.protocol.errors import InvalidRequest
 
 
 def parse_models(value: str) -> list[str]:
     """'all', one model type, or a comma-separated list."""
     if value == "all":
-        return list(DIFFUSION_MODELS)
+        return list(SERVED_MODELS)
     models = [m.strip() for m in value.split(",") if m.strip()]
     if not models:
         raise InvalidRequest("model", "name at least one model type, or 'all'")
     for m in models:
-        if m not in DIFFUSION_MODELS:
-            raise InvalidRequest("model", f"{m!r} is not a diffusion model type; choose from {', '.join(DIFFUSION_MODELS)} or 'all'")
+        if m not in SERVED_MODELS:
+            raise InvalidRequest("model", f"{m!r} is not a model type served here; choose from {', '.join(SERVED_MODELS)} or 'all'")
     return models
 
 
@@ -61,14 +61,15 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     from app.bootstrap import prepare_database, prepare_redis
-    from app.settings import get_settings
+    from app.config import get_settings
 
     settings = get_settings()
     prepare_redis(settings)
     prepare_database(settings)
 
-    from app.celery_app import Queue, celery_app
+    from app.celery_app import celery_app
     from app.generation.service import preload, settle_abandoned
+    from app.queues import Queue
 
     engines = preload(models, settings)  # before consuming: no task ever waits for a load
     publish_environment(engines, settings)

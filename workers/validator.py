@@ -27,16 +27,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
     from app.bootstrap import prepare_database, prepare_redis
-    from app.settings import get_settings
+    from app.config import get_settings
 
     settings = get_settings()
     prepare_redis(settings)
     prepare_database(settings)
-    from app.celery_app import Queue, celery_app
+    from app.celery_app import celery_app
+    from app.queues import Queue
 
     host = socket.gethostname()
     common = ["--task-events", "--without-mingle", "--without-gossip", "--loglevel", args.loglevel]
     if args.role == "beat":
+        from beat_schedule import build_schedule
+
+        celery_app.conf.beat_schedule = build_schedule(settings)
         schedule = settings.state_path / f"{args.name}-beat-schedule"
         celery_app.start(["beat", "--schedule", str(schedule), "--loglevel", args.loglevel])
         return 0

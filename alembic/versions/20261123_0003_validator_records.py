@@ -8,8 +8,8 @@ Create Date: 2026-11-23 16:07:18.635546
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 
 revision = "0003"
 down_revision = "0002"

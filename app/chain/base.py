@@ -8,8 +8,11 @@ serves an axon).
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Mapping, Protocol, Sequence
+
+from app import __version__
 
 U16_MAX = 65535
 VALIDATOR_PERMITS = 64  # Bittensor grants validator permits to the top 64 neurons by stake
@@ -69,3 +72,10 @@ def permits(neurons: Sequence[tuple[int, float]], slots: int = VALIDATOR_PERMITS
     """uids holding a validator permit: the top `slots` by stake (ties by lower uid), stake > 0."""
     ranked = sorted((n for n in neurons if n[1] > 0), key=lambda n: (-n[1], n[0]))
     return {uid for uid, _ in ranked[:slots]}
+
+
+def version_key(version: str = __version__) -> int:
+    """'1.2.3' -> 1002003: the weights version key validators publish (monotonic in the version)."""
+    parts = [int(m.group()) if (m := re.match(r"\d+", p)) else 0 for p in version.split(".")[:3]]
+    major, minor, patch = (parts + [0, 0, 0])[:3]
+    return major * 1_000_000 + minor * 1_000 + patch

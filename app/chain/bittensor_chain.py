@@ -9,20 +9,11 @@ SDK path against an in-memory chain.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Mapping, Sequence
 
-from app import __version__
 from app.chain.base import ChainError, Neuron, WeightsResult, quantize_u16
 
 log = logging.getLogger(__name__)
-
-
-def version_key(version: str = __version__) -> int:
-    """'1.2.3' -> 1002003: the weights version key validators publish (monotonic in the version)."""
-    parts = [int(m.group()) if (m := re.match(r"\d+", p)) else 0 for p in version.split(".")[:3]]
-    major, minor, patch = (parts + [0, 0, 0])[:3]
-    return major * 1_000_000 + minor * 1_000 + patch
 
 
 class BittensorChain:

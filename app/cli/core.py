@@ -10,16 +10,16 @@ from pathlib import Path
 import click
 
 from app import __version__
-from app.generation.errors import CheckpointError, InvalidRequest
+from app.backends.registry import checkpoint_path
+from app.generation.limits import broker_visibility_timeout, time_limits
+from app.protocol.errors import CheckpointError, InvalidRequest
 
 
 def _settings():
     from pydantic import ValidationError
-
-    from app.settings import get_settings
-
     from pydantic_settings import SettingsError
 
+    from app.config import get_settings
     from app.explain import explain
 
     try:
@@ -97,42 +97,42 @@ def models() -> None:
 @models.command("list")
 def models_list() -> None:
     """Print the catalogue."""
-    from app.generation.catalogue import CATALOGUE
+    from app.backends.registry import SERVED_MODELS
+    from app.protocol.catalogue import CATALOGUE
 
     settings = _settings()
     click.echo(f"{'model':16} {'arch':9} {'share':>5} {'timeout':>7}  defaults / checkpoint")
     for spec in CATALOGUE.values():
         line = f"{spec.name:16} {spec.architecture.value:9} {spec.incentive_share:5.2f} {spec.timeout_s:6.0f}s  "
-        if spec.is_diffusion:
+        if spec.name in SERVED_MODELS:
             p = spec.default_params()
             line += f"{p['steps']} steps {p['width']}x{p['height']} cfg {p['guidance']} {p['scheduler']}"
             if spec.is_video:
                 line += f" {p['num_frames']} frames @ {p['fps']} fps"
-            line += f"  [{settings.checkpoint_path(spec.name)}]"
+            line += f"  [{checkpoint_path(settings, spec.name)}]"
         else:
-            line += "(not served by the diffusion engine)"
+            line += f"(no backend here for {spec.architecture.value} {spec.pipeline.value})"
         click.echo(line)
 
 
 @models.command("build-dev")
-@click.option("--model", "names", multiple=True, help="only these model types (default: every diffusion type)")
+@click.option("--model", "names", multiple=True, help="only these model types (default: every served type)")
 @click.option("--force", is_flag=True, help="rebuild even when a complete checkpoint is there")
 def models_build_dev(names: tuple[str, ...], force: bool) -> None:
     """Build tiny dev checkpoints (real architectures, seeded random weights)."""
-    from app.generation.catalogue import DIFFUSION_MODELS, get_diffusion_spec
-    from app.generation.devbuild import build_dev_checkpoint
-    from app.generation.loading import _quiet_libraries
+    from app.backends.registry import (
+        SERVED_MODELS,
+        build_dev_checkpoint,
+        dev_checkpoint_path,
+    )
 
     settings = _settings()
-    _quiet_libraries()
-    for name in names or DIFFUSION_MODELS:
+    for name in names or SERVED_MODELS:
         try:
-            spec = get_diffusion_spec(name)
+            built = build_dev_checkpoint(settings, name, force=force)
         except InvalidRequest as exc:
             raise click.ClickException(str(exc)) from None
-        folder = settings.dev_checkpoints_dir / spec.dev_checkpoint
-        built = build_dev_checkpoint(spec, folder, force=force)
-        click.echo(f"{spec.name:16} {'built' if built else 'up to date':10} {folder}")
+        click.echo(f"{name:16} {'built' if built else 'up to date':10} {dev_checkpoint_path(settings, name)}")
 
 
 @models.command("export-single-file")
@@ -140,17 +140,18 @@ def models_build_dev(names: tuple[str, ...], force: bool) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def models_export_single_file(model: str, out: Path) -> None:
     """Write an SD1.5 checkpoint folder as one original-format .safetensors file."""
-    from app.generation.catalogue import Architecture, get_diffusion_spec
-    from app.generation.singlefile import export_sd15
+    from app.backends.diffusers.singlefile import export_sd15
+    from app.backends.registry import served_spec
+    from app.protocol.catalogue import Architecture
 
     settings = _settings()
     try:
-        spec = get_diffusion_spec(model)
+        spec = served_spec(model)
     except InvalidRequest as exc:
         raise click.BadParameter(exc.message, param_hint="--model") from None
     if spec.architecture is not Architecture.SD15:
         raise click.BadParameter(f"{model} is {spec.architecture.value}; only SD1.5 types export", param_hint="--model")
-    folder = settings.checkpoint_path(model)
+    folder = checkpoint_path(settings, model)
     if not folder.is_dir():
         raise click.ClickException(f"{folder} is not a checkpoint folder; run `seedgrid models build-dev` first")
     click.echo(export_sd15(folder, out))
@@ -221,7 +222,7 @@ def worker_gpu(model: str | None, role: str, replicas: int, gpus: str | None, na
 def generate(model, prompt, seed, negative_prompt, steps, guidance, width, height, scheduler, num_frames, fps,
              out, via_queue, timeout, as_json) -> None:
     """Generate one image or video, in this process or through a worker."""
-    from app.generation.request import parse_request
+    from app.protocol.request import parse_request
 
     params = {k: v for k, v in dict(steps=steps, guidance=guidance, width=width, height=height, scheduler=scheduler,
                                     num_frames=num_frames, fps=fps).items() if v is not None}
@@ -260,7 +261,7 @@ def _generate_via_queue(request, settings, timeout: float | None) -> dict:
     from app.tasks.generation import enqueue
 
     prepare_redis(settings)
-    wait = timeout or settings.time_limits(request.model)[1]
+    wait = timeout or time_limits(settings, request.model)[1]
     async_result = enqueue(request)
     try:
         return async_result.get(timeout=wait)
@@ -299,7 +300,7 @@ def redis_stop() -> None:
 @main.command()
 @click.option("--seed", type=int, default=20261123, show_default=True)
 def demo(seed: int) -> None:
-    """A quick check: generate with every diffusion type and reproduce in a second worker."""
+    """A quick check: generate with every served model type and reproduce in a second worker."""
     from app.demo import run_demo
 
     sys.exit(run_demo(_settings(), seed=seed))
@@ -316,5 +317,5 @@ def show_settings() -> None:
         if data.get(key):
             data[key] = redact_url(data[key])
     data["effective"] = {"database": redact_url(s.sqlalchemy_url), "broker": redact_url(s.broker_url),
-                         "visibility_timeout_s": s.broker_visibility_timeout}
+                         "visibility_timeout_s": broker_visibility_timeout(s)}
     click.echo(json.dumps(data, indent=2))

@@ -9,7 +9,7 @@ import sys
 import click
 
 from app.cli.core import _settings, _validator_role, main, worker
-from app.generation.errors import CheckpointError, InvalidRequest
+from app.protocol.errors import CheckpointError, InvalidRequest
 
 
 # --- wallet and chain -------------------------------------------------------------------
@@ -157,20 +157,20 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
     """Serve POST /v1/generate, GET /v1/info and GET /healthz for MODEL."""
     import uvicorn
 
+    from app.backends.registry import served_spec
     from app.bootstrap import prepare_database, prepare_redis
     from app.chain import open_chain
     from app.chain.base import ChainError
     from app.chain.wallets import load_wallet
-    from app.generation.catalogue import get_diffusion_spec
-    from app.net.miner_api import create_miner_app
+    from app.miner.api import create_miner_app
 
     settings = _settings()
     try:
-        spec = get_diffusion_spec(model)
+        spec = served_spec(model)
     except InvalidRequest as exc:
         raise click.BadParameter(exc.message, param_hint="--model") from None
     if cheat:
-        from app.net.cheats import Cheat
+        from app.testkit.cheats import Cheat
 
         if cheat not in Cheat.strategies:
             raise click.BadParameter(f"unknown strategy {cheat!r}; choose one of {', '.join(Cheat.strategies)}",
@@ -186,16 +186,19 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
         raise click.ClickException(str(exc)) from None
     import redis as redis_lib
 
-    cheater = None
+    from app.miner.api import honest_answer
+
+    redis_client = redis_lib.Redis.from_url(handle.url)
+    answer = honest_answer
     if cheat:
-        from app.net.cheats import Cheat
+        from app.testkit.cheats import Cheat, cheat_answer
 
         try:
-            cheater = Cheat(cheat, spec.name, database_url=settings.sqlalchemy_url)
+            answer = cheat_answer(Cheat(cheat, spec.name, database_url=settings.sqlalchemy_url), redis_client)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--cheat") from None
     app_ = create_miner_app(settings=settings, model=spec.name, hotkey=w.hotkey.ss58_address, chain=c,
-                            redis_client=redis_lib.Redis.from_url(handle.url), cheat=cheater)
+                            redis_client=redis_client, answer=answer)
     click.echo(f"miner {w.hotkey.ss58_address} serving {spec.name} on http://{host}:{port}"
                + (f" (TEST MODE: cheating with {cheat})" if cheat else ""))
     uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)
@@ -237,7 +240,7 @@ def validator_dashboard(host: str, port: int) -> None:
 
     from app.bootstrap import prepare_database
     from app.chain import open_chain
-    from app.net.dashboard import create_dashboard_app
+    from app.validator.dashboard import create_dashboard_app
 
     settings = _settings()
     prepare_database(settings)
@@ -251,7 +254,7 @@ def validator_dashboard(host: str, port: int) -> None:
 def validator_status(as_json: bool) -> None:
     """The leaderboard: uid, model, tier, rates, score, weight."""
     from app.bootstrap import prepare_database
-    from app.validator.status import leaderboard
+    from app.validator.views import leaderboard
 
     settings = _settings()
     prepare_database(settings)

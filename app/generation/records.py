@@ -9,9 +9,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.generation.request import GenerationRequest
 from app.models import Generation, GenerationStatus
 from app.models.base import utcnow
+from app.protocol.request import GenerationRequest
 
 
 def get(session: Session, *, task_id: str) -> Generation | None:

@@ -12,33 +12,32 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
+from app.backends.base import Engine
+from app.backends.registry import load_engine
 from app.db import session_scope
-from app.generation import artifacts, media, records
-from app.generation.determinism import Runtime, configure
-from app.generation.engine import Engine
-from app.generation.request import parse_request
+from app.generation import artifacts, records
+from app.generation.limits import (
+    broker_visibility_timeout,
+    longest_hard_limit,
+    time_limits,
+)
 from app.models import GenerationStatus
+from app.protocol import media
+from app.protocol.request import parse_request
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_runtime: Runtime | None = None
 _engines: dict[str, Engine] = {}
 
 
-def runtime(settings: Settings) -> Runtime:
-    """Pin this process's torch settings once; every engine in it shares them."""
-    global _runtime
-    if _runtime is None:
-        _runtime = configure(settings.device, settings.dtype, settings.threads)
-    return _runtime
-
-
 def get_engine(model: str, settings: Settings) -> Engine:
+    """The process's engine for a model type, loaded through the backend registry on first use."""
     engine = _engines.get(model)
     if engine is None:
-        engine = Engine.load(model, settings.checkpoint_path(model), runtime(settings), settings.model_configs.get(model))
-        log.info("loaded %s from %s in %.2f s on %s", model, engine.checkpoint, engine.load_seconds, engine.runtime.device)
+        engine = load_engine(settings, model)
+        log.info("loaded %s from %s in %.2f s (%s)", model, engine.checkpoint, engine.load_seconds,
+                 engine.environment.get("device"))
         _engines[model] = engine
     return engine
 
@@ -68,7 +67,7 @@ def generate_and_record(
             return records.as_result(row)
     try:
         engine = get_engine(request.model, settings)  # loading (once per process) is not generation time
-        limit = time_limit if time_limit is not None else settings.time_limits(request.model)[0]
+        limit = time_limit if time_limit is not None else time_limits(settings, request.model)[0]
         if expires_at is not None:
             limit = min(limit, expires_at - time.time())
         out = engine.generate(request, deadline=time.monotonic() + limit)
@@ -94,7 +93,7 @@ def settle_abandoned(settings: Settings, *, worker: str | None = None) -> int:
     """
     from datetime import datetime, timedelta, timezone
 
-    horizon = 2 * settings.broker_visibility_timeout + settings.longest_hard_limit()
+    horizon = 2 * broker_visibility_timeout(settings) + longest_hard_limit(settings)
     cutoff = None if worker else datetime.now(timezone.utc) - timedelta(seconds=horizon)
     with session_scope(settings.sqlalchemy_url) as session:
         return records.settle_abandoned(session, worker=worker, started_before=cutoff)

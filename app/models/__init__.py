@@ -3,7 +3,15 @@
 from app.models.base import Base
 from app.models.chain import ChainNeuron, ChainSubnet, ChainWeightSet
 from app.models.generation import Generation, GenerationStatus
-from app.models.validator import Challenge, Epoch, MinerState, Outcome, Response, TierChange, WeightSet
+from app.models.validator import (
+           Challenge,
+           Epoch,
+           MinerState,
+           Outcome,
+           Response,
+           TierChange,
+           WeightSet,
+)
 
 __all__ = ["Base", "Challenge", "ChainNeuron", "ChainSubnet", "ChainWeightSet", "Epoch", "Generation",
            "GenerationStatus", "MinerState", "Outcome", "Response", "TierChange", "WeightSet"]

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, utcnow
@@ -45,7 +55,7 @@ class Response(Base):
     claimed_sha256: Mapped[str | None] = mapped_column(String(64))
     environment: Mapped[dict | None] = mapped_column(JSON)
     pixel_sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # computed by the validator
-    verdict_path: Mapped[str | None] = mapped_column(String(16))  # exact | tolerant | failed
+    verdict_rung: Mapped[str | None] = mapped_column(String(16))  # exact | tolerant | failed
     verdict_similarity: Mapped[float | None] = mapped_column(Float)
     verdict_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

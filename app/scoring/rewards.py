@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
 EMA_ALPHA = 0.05  # SPEC.md: a miner's score moves 5% of the way to each new reward
 MAX_LATENCY_PENALTY = 0.4  # NicheImage: a slow but correct answer keeps at least 60% of its factor
 FAILED_CHALLENGE = -0.01
 FAILED_INFERENCE = -0.05  # an organic request failing costs 5x a failed challenge
-
-
-class Kind(str, Enum):
-    CHALLENGE = "challenge"
-    INFERENCE = "inference"
 
 
 def latency_penalty(latency_s: float, timeout_s: float) -> float:
@@ -23,13 +16,15 @@ def latency_penalty(latency_s: float, timeout_s: float) -> float:
     return min(MAX_LATENCY_PENALTY, MAX_LATENCY_PENALTY * t**3 / timeout_s**3)
 
 
-def reward(*, verified: bool, kind: Kind | str, latency_s: float, timeout_s: float, tier_factor: float) -> float:
+def reward(*, verified: bool, kind: str, latency_s: float, timeout_s: float, tier_factor: float) -> float:
     """Verified: the tier's reward factor minus the latency penalty. Failed (including
     timeouts and errors): -0.01 for a challenge, -0.05 for an inference request."""
     if verified:
         return tier_factor - latency_penalty(latency_s, timeout_s)
-    return FAILED_INFERENCE if Kind(kind) is Kind.INFERENCE else FAILED_CHALLENGE
+    return FAILED_INFERENCE if kind == "inference" else FAILED_CHALLENGE
 
 
-def ema(previous: float, value: float, alpha: float = EMA_ALPHA) -> float:
+def ema(previous, value, alpha: float = EMA_ALPHA):
+    """One EMA step. Works on floats and on SQL column expressions alike, so the database
+    update (app/validator/records.record_outcome) and any Python check use this one formula."""
     return (1 - alpha) * previous + alpha * value

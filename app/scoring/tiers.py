@@ -1,6 +1,6 @@
 """Fractal's tiers: the table, success rates, promotion and relegation at each rollover.
 
-Every 360 blocks (app/scoring/rollover.py applies this to the database once per epoch):
+Every 360 blocks (app/validator/records.rollover applies this to the database once per epoch):
 - a miner is promoted to the highest tier whose rates hold and whose minimum total
   successes it has;
 - a miner whose current tier's rates fail is relegated one tier;
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 
@@ -144,3 +145,9 @@ class TierTable:
 
 def _pct(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.1%}"
+
+
+@lru_cache(maxsize=8)
+def tier_table(text: str | None) -> TierTable:
+    """SEEDGRID_TIER_TABLE parsed once per process (SPEC.md's table when unset)."""
+    return TierTable.from_json(text) if text else TierTable()

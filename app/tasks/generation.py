@@ -6,10 +6,12 @@ import time
 
 from celery.result import AsyncResult
 
-from app.celery_app import GENERATE_TASK, Queue, celery_app, time_limits
-from app.generation.request import GenerationRequest, parse_request
+from app.celery_app import GENERATE_TASK, celery_app
+from app.config import get_settings
+from app.generation.limits import time_limits
 from app.generation.service import generate_and_record
-from app.settings import get_settings
+from app.protocol.request import GenerationRequest, parse_request
+from app.queues import Queue
 
 
 @celery_app.task(name=GENERATE_TASK, bind=True)
@@ -35,11 +37,13 @@ def enqueue(request: GenerationRequest | dict, *, queue: str | None = None, prio
     """
     req = request if isinstance(request, GenerationRequest) else parse_request(request)
     now = time.time()
+    soft, hard = time_limits(get_settings(), req.model)
     return generate.apply_async(
         kwargs={"request": req.to_dict(), "enqueued_at": now,
                 "expires_at": now + expires if expires is not None else None},
         queue=queue or Queue.generate(req.model).value,
         priority=priority,
         expires=expires,
-        **time_limits(req.model),
+        soft_time_limit=soft,
+        time_limit=hard,
     )

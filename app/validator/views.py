@@ -8,9 +8,22 @@ from sqlalchemy import select
 
 from app.db import session_scope
 from app.models import Challenge, MinerState, Response, TierChange, WeightSet
-from app.validator.status import leaderboard
 
 __all__ = ["leaderboard", "gallery", "history", "last_weights", "recent_verdicts", "artifact_name", "find_artifact"]
+
+
+def leaderboard(settings) -> list[dict]:
+    with session_scope(settings.sqlalchemy_url) as s:
+        rows = []
+        for m in s.scalars(select(MinerState).order_by(MinerState.score.desc(), MinerState.uid)):
+            checked = m.interval_verified + m.interval_failed
+            rows.append({
+                "uid": m.uid, "hotkey": m.hotkey, "model": m.model, "tier": m.tier, "score": m.score,
+                "weight": m.last_weight, "reachable": m.reachable, "total_successes": m.total_successes,
+                "request_rate": m.interval_request_successes / m.interval_attempts if m.interval_attempts else None,
+                "validation_rate": m.interval_verified / checked if checked else None,
+            })
+        return rows
 
 
 def artifact_name(path: str | None) -> str | None:
@@ -32,7 +45,7 @@ def gallery(settings, limit: int = 12) -> list[dict]:
     reproduction beside each miner's answer."""
     with session_scope(settings.sqlalchemy_url) as s:
         pending = select(Response.challenge_id).where(Response.status == "pending") \
-            .union(select(Response.challenge_id).where(Response.status == "answered", Response.verdict_path.is_(None)))
+            .union(select(Response.challenge_id).where(Response.status == "answered", Response.verdict_rung.is_(None)))
         challenges = list(s.scalars(select(Challenge).where(Challenge.status == "reproduced",
                                                             Challenge.id.not_in(pending))
                                     .order_by(Challenge.created_at.desc()).limit(limit)))
@@ -48,7 +61,7 @@ def gallery(settings, limit: int = 12) -> list[dict]:
                 "responses": [{
                     "uid": uids.get(r.hotkey, r.uid), "hotkey": r.hotkey, "status": r.status,
                     "artifact": artifact_name(r.artifact_path) if r.media_type in ("image/png", "video/mp4") else None,
-                    "media_type": r.media_type, "verdict": r.verdict_path, "similarity": r.verdict_similarity,
+                    "media_type": r.media_type, "verdict": r.verdict_rung, "similarity": r.verdict_similarity,
                     "reason": r.verdict_reason or r.error, "latency_s": r.latency_s,
                 } for r in responses],
             })
@@ -77,9 +90,9 @@ def last_weights(settings) -> dict | None:
 def recent_verdicts(settings, limit: int = 8) -> list[dict]:
     with session_scope(settings.sqlalchemy_url) as s:
         rows = s.execute(select(Response, Challenge.model).join(Challenge, Challenge.id == Response.challenge_id)
-                         .where((Response.verdict_path.is_not(None)) | (Response.status.in_(("error", "timeout"))))
+                         .where((Response.verdict_rung.is_not(None)) | (Response.status.in_(("error", "timeout"))))
                          .order_by(Response.id.desc()).limit(limit)).all()
-        return [{"uid": r.uid, "model": model, "verdict": r.verdict_path or r.status, "similarity": r.verdict_similarity,
+        return [{"uid": r.uid, "model": model, "verdict": r.verdict_rung or r.status, "similarity": r.verdict_similarity,
                  "latency_s": r.latency_s, "reason": r.verdict_reason or r.error} for r, model in rows]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 from app.validator import views
 
@@ -79,6 +78,3 @@ def finish() -> None:
             _run.finish()
             _run = None
 
-
-def offline_runs(wandb_dir: Path) -> list[Path]:
-    return sorted((Path(wandb_dir) / "wandb").glob("offline-run-*"))

@@ -3,9 +3,9 @@
 import json
 import sys
 
-from app.generation.request import parse_request
+from app.config import get_settings
 from app.generation.service import get_engine
-from app.settings import get_settings
+from app.protocol.request import parse_request
 
 settings = get_settings()
 out = []

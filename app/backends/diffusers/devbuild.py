@@ -1,0 +1,166 @@
+"""Dev checkpoints: the real architectures at tiny widths with seeded random weights.
+
+No weights can be downloaded, so every model type gets a checkpoint the project builds
+itself: the same diffusers classes a real checkpoint uses (UNet2DConditionModel +
+AutoencoderKL + CLIP text encoder for SD1.5; two text encoders and the text_time UNet
+for SDXL; UNet3DConditionModel for text-to-video-ms-1.7b), saved with
+`save_pretrained` in the diffusers folder format that `from_pretrained` loads. The VAE
+keeps four blocks, so images are downsampled by 8 as in the real models and the request
+sizes of SPEC.md apply unchanged.
+
+Building is idempotent and reproducible: weights come from a seed derived from the
+model type's name, and a manifest of file hashes is written last; a folder whose
+manifest matches its files is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+from app.backends.diffusers.schedulers import scheduler_for
+from app.backends.diffusers.tokenizer import BOS, EOS, build_clip_tokenizer, vocab_size
+from app.protocol.catalogue import Architecture, ModelSpec
+
+MANIFEST = "seedgrid-dev-manifest.json"
+FORMAT_VERSION = 1  # bump when the tiny architectures change, so old folders are rebuilt
+
+# Tiny widths: large enough to be real networks (attention, resnets, every block type),
+# small enough that a 512x512 image takes about a second on one CPU core.
+_TEXT_HIDDEN = 32
+_UNET_CHANNELS = (16, 32, 32)  # attention only in the lowest block keeps CPU steps ~10 ms
+_VAE_CHANNELS = (8, 8, 16, 16)  # four blocks: a downsampling factor of 8, as in SD
+_GROUPS = 8
+
+# SD's training noise schedule, shared by every scheduler the catalogue names.
+def model_seed(name: str) -> int:
+    """Each model type gets its own weights, so two SD1.5 types differ like two checkpoints."""
+    return zlib.crc32(name.encode())
+
+
+def _text_config(projection: bool):
+    from transformers import CLIPTextConfig
+
+    vocab = vocab_size()
+    return CLIPTextConfig(
+        vocab_size=vocab, hidden_size=_TEXT_HIDDEN, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, projection_dim=_TEXT_HIDDEN,
+        bos_token_id=vocab - 2, eos_token_id=vocab - 1, pad_token_id=vocab - 1,
+    )
+
+
+def _vae():
+    from diffusers import AutoencoderKL
+
+    n = len(_VAE_CHANNELS)
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=_VAE_CHANNELS,
+        down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+        layers_per_block=1, norm_num_groups=_GROUPS, sample_size=256,
+        mid_block_add_attention=False,  # full-resolution attention would dominate a tiny model's time
+    )
+
+
+def _build_sd15(spec: ModelSpec):
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=_UNET_CHANNELS,
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        cross_attention_dim=_TEXT_HIDDEN, attention_head_dim=8, norm_num_groups=_GROUPS,
+    )
+    return StableDiffusionPipeline(
+        vae=_vae(), text_encoder=CLIPTextModel(_text_config(False)), tokenizer=build_clip_tokenizer(), unet=unet,
+        scheduler=scheduler_for(spec.scheduler), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def _build_sdxl(spec: ModelSpec):
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    time_dim = 8
+    unet = UNet2DConditionModel(
+        sample_size=128, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=_UNET_CHANNELS,
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim, transformer_layers_per_block=(1, 1, 2),
+        # six size/crop conditioning numbers, each embedded to time_dim, plus the pooled text embedding
+        projection_class_embeddings_input_dim=6 * time_dim + _TEXT_HIDDEN,
+        cross_attention_dim=2 * _TEXT_HIDDEN, norm_num_groups=_GROUPS,
+    )
+    return StableDiffusionXLPipeline(
+        vae=_vae(), text_encoder=CLIPTextModel(_text_config(False)),
+        text_encoder_2=CLIPTextModelWithProjection(_text_config(True)),
+        tokenizer=build_clip_tokenizer(), tokenizer_2=build_clip_tokenizer(), unet=unet,
+        scheduler=scheduler_for(spec.scheduler), force_zeros_for_empty_prompt=True, add_watermarker=False,
+    )
+
+
+def _build_t2v(spec: ModelSpec):
+    from diffusers import TextToVideoSDPipeline, UNet3DConditionModel
+    from transformers import CLIPTextModel
+
+    unet = UNet3DConditionModel(
+        sample_size=32, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=_UNET_CHANNELS,
+        down_block_types=("DownBlock3D", "DownBlock3D", "CrossAttnDownBlock3D"),
+        up_block_types=("CrossAttnUpBlock3D", "UpBlock3D", "UpBlock3D"),
+        cross_attention_dim=_TEXT_HIDDEN, attention_head_dim=8, norm_num_groups=_GROUPS,
+    )
+    return TextToVideoSDPipeline(
+        vae=_vae(), text_encoder=CLIPTextModel(_text_config(False)), tokenizer=build_clip_tokenizer(), unet=unet,
+        scheduler=scheduler_for(spec.scheduler),
+    )
+
+
+_BUILDERS = {Architecture.SD15: _build_sd15, Architecture.SDXL: _build_sdxl, Architecture.TEXT_TO_VIDEO: _build_t2v}
+
+
+def _file_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def is_built(folder: Path, spec: ModelSpec) -> bool:
+    """True when the folder holds a complete dev checkpoint of this spec and format."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        manifest.get("format") == FORMAT_VERSION
+        and manifest.get("model") == spec.name
+        and manifest.get("files") == _file_hashes(folder)
+    )
+
+
+def build_dev_checkpoint(spec: ModelSpec, folder: Path, *, force: bool = False) -> bool:
+    """Build `spec`'s dev checkpoint into `folder`; return False when it was already there."""
+    import torch
+
+    if spec.architecture not in _BUILDERS:
+        raise ValueError(f"{spec.name} is not a diffusers model type; it has no dev checkpoint here")
+    if not force and is_built(folder, spec):
+        return False
+    tmp = folder.with_name(folder.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(model_seed(spec.name))
+        pipe = _BUILDERS[spec.architecture](spec)
+    pipe.save_pretrained(tmp, safe_serialization=True)
+    manifest = {"format": FORMAT_VERSION, "model": spec.name, "architecture": spec.architecture.value,
+                "tokens": {"bos": BOS, "eos": EOS}, "files": _file_hashes(tmp)}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)  # the manifest lands with the folder: a half-built folder never looks complete
+    return True

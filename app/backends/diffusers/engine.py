@@ -1,0 +1,118 @@
+"""The generation engine: a loaded pipeline that turns a validated request into media.
+
+An `Engine` is built once per worker process (never per task) and reused. `generate`
+seeds a CPU `torch.Generator` (the same random stream on every device), sets the
+requested scheduler, runs the pipeline, encodes the media, decodes it back and hashes
+the decoded pixels, so the published hash is the one any receiver computes from bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from app.backends.base import GenerationOutput
+from app.backends.diffusers.determinism import Runtime, fingerprint
+from app.backends.diffusers.loading import load_pipeline
+from app.backends.diffusers.schedulers import scheduler_for
+from app.protocol import media
+from app.protocol.catalogue import ModelSpec
+from app.protocol.errors import GenerationTimeout, InvalidRequest
+from app.protocol.request import GenerationRequest
+
+
+class Engine:
+    def __init__(self, spec: ModelSpec, pipeline, runtime: Runtime, checkpoint: Path):
+        self.spec = spec
+        self.pipeline = pipeline
+        self.runtime = runtime
+        self.checkpoint = checkpoint
+        self.environment = fingerprint(runtime)
+        self.load_seconds = 0.0
+        self._base_scheduler_config = dict(pipeline.scheduler.config)
+
+    @classmethod
+    def load(cls, spec: ModelSpec, checkpoint: Path, runtime: Runtime, config: Path | None = None) -> "Engine":
+        t0 = time.perf_counter()
+        pipe = load_pipeline(spec, checkpoint, device=runtime.device, dtype=runtime.dtype, config=config)
+        engine = cls(spec, pipe, runtime, Path(checkpoint))
+        engine.load_seconds = time.perf_counter() - t0
+        return engine
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.pipeline.tokenizer(text, truncation=False)["input_ids"])
+
+    def check_prompt(self, request: GenerationRequest) -> None:
+        limit = self.spec.bounds.max_prompt_tokens
+        for name in ("prompt", "negative_prompt"):
+            text = getattr(request, name)
+            if text and (n := self.count_tokens(text)) > limit:
+                raise InvalidRequest(name, f"is {n} tokens long; the limit is {limit} (shorten it, or split details)")
+
+    def _pipeline_args(self, request: GenerationRequest) -> dict[str, object]:
+        import torch
+
+        p = request.params
+        args: dict[str, object] = {
+            "prompt": request.prompt,
+            "negative_prompt": request.negative_prompt or None,
+            "num_inference_steps": p.steps,
+            "guidance_scale": p.guidance,
+            "width": p.width,
+            "height": p.height,
+            # A CPU generator: the initial noise is the same on every device.
+            "generator": torch.Generator("cpu").manual_seed(request.seed),
+            "output_type": "np",
+        }
+        if self.spec.is_video:
+            args["num_frames"] = p.num_frames
+        return args
+
+    def _deadline_callbacks(self, deadline: float | None, steps: int) -> dict[str, object]:
+        """Pipeline arguments that stop the run between steps once `deadline` (monotonic) passes."""
+        if deadline is None:
+            return {}
+
+        def check(step: int) -> None:
+            if time.monotonic() > deadline:
+                raise GenerationTimeout(f"stopped after step {step + 1} of {steps}: the time limit passed")
+
+        if self.spec.is_video:  # TextToVideoSDPipeline has the older per-step callback only
+            return {"callback": lambda step, _t, _latents: check(step), "callback_steps": 1}
+
+        def on_step_end(_pipe, step, _t, kwargs):
+            check(step)
+            return kwargs
+
+        return {"callback_on_step_end": on_step_end}
+
+    def generate(self, request: GenerationRequest, *, deadline: float | None = None) -> GenerationOutput:
+        """Generate; with `deadline` (time.monotonic()), stop with GenerationTimeout once it passes."""
+        import torch
+
+        if request.model != self.spec.name:
+            raise InvalidRequest("model", f"this engine serves {self.spec.name}, not {request.model}")
+        self.check_prompt(request)
+        self.pipeline.scheduler = scheduler_for(request.params.scheduler, self._base_scheduler_config)
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            out = self.pipeline(**self._pipeline_args(request), **self._deadline_callbacks(deadline, request.params.steps))
+        if self.runtime.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t1 = time.perf_counter()
+        if deadline is not None and time.monotonic() > deadline:
+            raise GenerationTimeout("stopped before encoding: the time limit passed while decoding")
+        frames = out.frames[0] if self.spec.is_video else out.images
+        data = media.encode(frames, self.spec.media_type, fps=request.params.fps)
+        # Hash what a receiver decodes from the bytes (identical to `frames` for PNG).
+        pixels = media.decode(data, self.spec.media_type)
+        t2 = time.perf_counter()
+        return GenerationOutput(
+            request=request,
+            media_type=self.spec.media_type.value,
+            data=data,
+            pixels=pixels,
+            pixel_sha256=media.pixel_sha256(pixels),
+            timings={"generate_ms": round((t1 - t0) * 1000, 1), "encode_ms": round((t2 - t1) * 1000, 1)},
+            environment=dict(self.environment),
+        )

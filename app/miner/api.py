@@ -1,0 +1,239 @@
+"""The miner's HTTP API (FastAPI): signed requests in, generation on the GPU queue, media out.
+
+Every request but /healthz is verified with bittensor's btauth/1 against this miner's
+hotkey (replays refused through a Redis nonce store shared by all API processes). Then,
+in this order: blacklist (403), input (400), quota (429), concurrency (429); then the
+request goes to the model's GPU queue with a priority from the caller's stake, and the
+API waits at most the model's timeout (504).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from typing import Callable
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from app import __version__
+from app.backends.registry import served_spec
+from app.chain.base import Chain
+from app.generation.limits import model_timeout, time_limits
+from app.keys import WORKER_ENVIRONMENT as ENV_KEY
+from app.miner.admission import Admission, AdmissionPolicy, MetagraphCache, Refused
+from app.miner.nonces import RedisNonceStore
+from app.protocol.errors import CheckpointError, GenerationTimeout, InvalidRequest
+from app.protocol.request import GenerationRequest, parse_request
+from app.protocol.schemas import ErrorBody, GenerateBody, GenerateResponse, InfoResponse
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+
+def _error(status: int, error: str, detail: str, field: str | None = None, retry_after: int | None = None):
+    body = {"error": error, "detail": detail}
+    if field:
+        body["field"] = field
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _responses(*codes: int) -> dict:
+    return {c: {"model": ErrorBody} for c in codes}
+
+
+# How the API turns an admitted request into its answer: (request, priority, timeout, started) -> reply.
+Answer = Callable[[GenerationRequest, int, float, float], GenerateResponse]
+
+
+def honest_answer(req: GenerationRequest, priority: int, timeout: float, started: float) -> GenerateResponse:
+    """Generate on the GPU queue and answer with the artifact, its pixel hash and environment."""
+    result = run_generation(req, priority, timeout)
+    data = read_artifact(result["artifact_path"])
+    timings = {**result["timings"], "total_ms": round((time.perf_counter() - started) * 1000, 1)}
+    return GenerateResponse(request_id=req.request_id, model=req.model, media_type=result["media_type"],
+                            data=base64.b64encode(data).decode(), pixel_sha256=result["pixel_sha256"],
+                            timings=timings, environment=result["environment"])
+
+
+def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chain,
+                     redis_client: redis.Redis, answer: Answer = honest_answer) -> FastAPI:
+    """The miner's app. Only test equipment passes another `answer` (app/testkit/cheats.py)."""
+    spec = served_spec(model)
+    timeout = model_timeout(settings, spec.name)
+    admission = Admission(
+        policy=AdmissionPolicy(min_stake=settings.min_stake, require_permit=settings.require_validator_permit,
+                               total_volume=settings.total_volume, limit_interval=settings.limit_interval,
+                               max_concurrent=settings.max_concurrent_requests,
+                               slot_ttl=time_limits(settings, spec.name)[1] + 30),
+        metagraph=MetagraphCache(chain, settings.metagraph_ttl), redis_client=redis_client, miner_hotkey=hotkey,
+    )
+    nonces = RedisNonceStore(redis_client, namespace=hotkey)
+    app = FastAPI(title="Seedgrid miner", version=__version__,
+                  description=f"Serves {spec.name}. Every request but /healthz is btauth/1-signed for hotkey {hotkey}.")
+
+    @app.exception_handler(Refused)
+    async def _refused(_request: Request, exc: Refused):
+        return _error(exc.status, exc.error, exc.detail, retry_after=exc.retry_after)
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(_request: Request, exc: InvalidRequest):
+        return _error(400, "invalid_request", exc.message, field=exc.field)
+
+    @app.exception_handler(redis.RedisError)
+    async def _redis_down(_request: Request, exc: redis.RedisError):
+        log.warning("Redis error while serving a request: %s", exc)
+        return _error(503, "unavailable", "this miner's Redis is not answering; retry later", retry_after=5)
+
+    async def authenticated(request: Request) -> tuple[str, bytes]:
+        import bittensor as bt
+
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            raise Refused(413, "payload_too_large", f"body of {declared} bytes exceeds {settings.max_body_bytes}")
+        body = b""
+        try:
+            async with asyncio.timeout(settings.body_read_timeout):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > settings.max_body_bytes:
+                        raise Refused(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes")
+        except TimeoutError:
+            raise Refused(408, "body_timeout", f"the body did not arrive within {settings.body_read_timeout:g} s") from None
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        try:
+            caller = bt.http_auth.verify(dict(request.headers), body, method=request.method, path=target,
+                                         self_hotkey_ss58=hotkey, nonce_store=nonces)
+        except bt.http_auth.AuthError as exc:
+            raise Refused(401, "unauthorized", f"{type(exc).__name__}: {exc}") from None
+        return caller.hotkey_ss58, body
+
+    @app.get("/healthz")
+    async def healthz():
+        """Liveness and dependencies: 503 when Redis (the queue to the GPU workers) is down."""
+        try:
+            redis_ok = bool(await run_in_threadpool(redis_client.ping))
+            worker_seen = bool(await run_in_threadpool(redis_client.exists, ENV_KEY.format(model=spec.name)))
+        except redis.RedisError as exc:
+            redis_ok, worker_seen = False, False
+            log.warning("healthz: Redis is not answering: %s", exc)
+        body = {"status": "ok" if redis_ok else "unavailable", "model": spec.name, "hotkey": hotkey,
+                "version": __version__, "dependencies": {"redis": "ok" if redis_ok else "down",
+                                                         "gpu_worker_seen": worker_seen}}
+        return JSONResponse(body, status_code=200 if redis_ok else 503)
+
+    @app.get("/v1/info", response_model=InfoResponse, responses=_responses(401, 403, 503))
+    async def info(request: Request):
+        caller, _ = await authenticated(request)
+        admission.check_registered(caller)  # quotas and usage are for the subnet's members only
+        env = redis_client.get(ENV_KEY.format(model=spec.name))
+        return InfoResponse(
+            model=spec.name, total_volume=settings.total_volume, limit_interval=settings.limit_interval,
+            max_concurrent=settings.max_concurrent_requests, min_stake=settings.min_stake,
+            volume_per_validator=admission.quotas(), used_per_validator=admission.used(), version=__version__,
+            environment=json.loads(env) if env else None,
+        )
+
+    @app.post("/v1/generate", response_model=GenerateResponse,
+              responses=_responses(400, 401, 403, 408, 413, 415, 429, 503, 504),
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/json": {"schema": GenerateBody.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
+    async def generate(request: Request):
+        started = time.perf_counter()
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise Refused(415, "unsupported_media_type",
+                          f"send the body as application/json, not {content_type or 'no Content-Type'}")
+        caller, body = await authenticated(request)
+        admission.check_caller(caller)
+        req = parse_request(decode_json(body))
+        if req.model != spec.name:
+            raise InvalidRequest("model", f"this miner serves {spec.name}, not {req.model}")
+        budget = admission.gpu_budget(caller, default_cost=spec.default_cost, max_cost=spec.max_cost)
+        with admission.slot(caller, req.params.cost, budget):  # concurrency and GPU share before quota
+            admission.take_quota(caller)  # counted only for requests that go to the GPU queue
+            priority = admission.priority(caller)
+            try:
+                return await run_in_threadpool(answer, req, priority, timeout, started)
+            except (InvalidRequest, Refused) as exc:
+                if isinstance(exc, InvalidRequest) or exc.status != 504:  # the caller got nothing for it
+                    admission.refund_quota(caller)
+                raise
+
+    return app
+
+
+MAX_JSON_DEPTH = 8  # a request is two levels deep; deeper nesting is an attack on the parser
+
+
+def decode_json(body: bytes):
+    """The body as JSON, or InvalidRequest naming `body`: never an exception of the parser's own."""
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise InvalidRequest("body", f"is nested too deeply; at most {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("body", "is not valid JSON") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InvalidRequest("body", f"is nested too deeply; at most {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth(value, level: int = 1) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def run_generation(req: GenerationRequest, priority: int, timeout: float) -> dict:
+    """Enqueue and wait, in a worker thread (Celery's result backend is per thread)."""
+    from celery.exceptions import TimeoutError as CeleryTimeout
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    from app.tasks.generation import enqueue
+
+    try:
+        # expires: a request not started when we stop waiting is never run
+        async_result = enqueue(req, priority=priority, expires=timeout)
+        return async_result.get(timeout=timeout, propagate=True)
+    except CeleryTimeout:
+        async_result.revoke()
+        raise Refused(504, "timeout", f"no {req.model} result within {timeout:g} s "
+                                      f"(is a GPU worker running? `seedgrid worker gpu --model {req.model}`)") from None
+    except GenerationTimeout as exc:
+        raise Refused(504, "timeout", f"the generation was stopped at its time limit: {exc}") from None
+    except InvalidRequest:
+        raise
+    except CheckpointError as exc:
+        raise Refused(503, "model_unavailable", str(exc)) from None
+    except (redis.RedisError, BrokerDown) as exc:
+        raise Refused(503, "unavailable", f"the GPU queue is unreachable ({type(exc).__name__}); retry later",
+                      retry_after=5) from None
+    except Exception as exc:
+        log.exception("generation %s failed", req.request_id)
+        raise Refused(503, "generation_failed", f"the GPU worker failed ({type(exc).__name__}); "
+                                                f"the miner's operator should read its log") from None
+
+
+def read_artifact(path: str) -> bytes:
+    from pathlib import Path
+
+    from app.generation.artifacts import load
+
+    try:
+        return load(Path(path))
+    except (OSError, ValueError) as exc:
+        raise Refused(503, "artifact_unreadable",
+                      f"the worker wrote {path} but this API cannot read it ({exc}); API and GPU workers must "
+                      f"share SEEDGRID_STATE_DIR") from None

@@ -1,0 +1,124 @@
+"""Wire schemas of the miner protocol (SPEC.md: Protocol), for the OpenAPI document and clients.
+
+Requests are validated by app.protocol.request.parse_request (one set of rules for
+the API, the CLI and the workers); these models describe the shapes.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from app.protocol.catalogue import SCHEDULERS, Bounds
+from app.protocol.request import KINDS, MAX_SEED
+
+# The widest bounds any model type accepts; each type's own are in the catalogue, and
+# parse_request enforces them. Derived, never restated.
+_B = Bounds()
+
+
+class GenerateParams(BaseModel):
+    steps: int | None = Field(None, ge=1, le=_B.max_steps)
+    guidance: float | None = Field(None, ge=0, le=_B.max_guidance)
+    width: int | None = Field(None, description=f"multiple of {_B.size_multiple} within the model's range")
+    height: int | None = Field(None, description=f"multiple of {_B.size_multiple} within the model's range")
+    num_frames: int | None = Field(None, ge=1, le=_B.max_frames, description="video models only")
+    fps: int | None = Field(None, ge=1, le=_B.max_fps, description="video models only")
+    scheduler: str | None = Field(None, description=f"one of {', '.join(SCHEDULERS)}")
+
+
+class GenerateBody(BaseModel):
+    request_id: str | None = None
+    kind: str = Field("challenge", description=" or ".join(KINDS))
+    model: str
+    prompt: str = Field(..., max_length=_B.max_prompt_chars)
+    negative_prompt: str | None = Field(None, max_length=_B.max_prompt_chars)
+    seed: int = Field(..., ge=0, le=MAX_SEED)
+    params: GenerateParams = Field(default_factory=GenerateParams)
+
+
+class Timings(BaseModel):
+    queued_ms: float
+    generate_ms: float
+    encode_ms: float | None = None
+    total_ms: float | None = None
+
+
+class GenerateResponse(BaseModel):
+    request_id: str
+    model: str
+    media_type: str
+    data: str = Field(..., description="base64 of the PNG or MP4 bytes")
+    pixel_sha256: str
+    timings: Timings
+    environment: dict
+
+
+class InfoResponse(BaseModel):
+    model: str
+    total_volume: int
+    limit_interval: int
+    max_concurrent: int
+    min_stake: float
+    volume_per_validator: dict[str, int]
+    used_per_validator: dict[str, int]
+    version: str
+    environment: dict | None
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str
+    field: str | None = None
+
+
+# -- what a validator accepts from a miner ----------------------------------------------
+class MalformedAnswer(ValueError):
+    """A 200 reply that is not a usable answer; the field says which part is wrong."""
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")
+
+
+MAX_ENVIRONMENT_JSON = 4096  # a fingerprint is a few hundred bytes; it is stored per response
+
+
+def parse_answer(answer: dict, *, request_id: str, model: str) -> dict:
+    """Check a miner's 200 reply field by field (the miner is untrusted); the fields to store.
+
+    Returns {media_type, data (bytes), claimed_sha256, environment}. Media that decodes to
+    the wrong thing is the verifier's business; this only makes sure there is something
+    of the right shape to verify.
+    """
+    import base64
+    import binascii
+    import json
+
+    def text(name: str, limit: int) -> str:
+        value = answer.get(name)
+        if not isinstance(value, str):
+            raise MalformedAnswer(name, f"must be a string, got {type(value).__name__}")
+        if len(value) > limit:
+            raise MalformedAnswer(name, f"is {len(value)} characters; at most {limit}")
+        return value
+
+    if text("request_id", 128) != request_id:
+        raise MalformedAnswer("request_id", "does not echo the request's id")
+    if text("model", 100) != model:
+        raise MalformedAnswer("model", f"is {answer['model']!r}, the request was for {model}")
+    media_type = text("media_type", 32)
+    claimed = text("pixel_sha256", 64)
+    encoded = answer.get("data")
+    if not isinstance(encoded, str) or not encoded:
+        raise MalformedAnswer("data", "must be a non-empty base64 string")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedAnswer("data", "is not valid base64") from None
+    environment = answer.get("environment")
+    if environment is not None:
+        if not isinstance(environment, dict):
+            raise MalformedAnswer("environment", f"must be an object, got {type(environment).__name__}")
+        if len(json.dumps(environment)) > MAX_ENVIRONMENT_JSON:
+            raise MalformedAnswer("environment", f"is larger than {MAX_ENVIRONMENT_JSON} bytes of JSON")
+    return {"media_type": media_type, "data": data, "claimed_sha256": claimed, "environment": environment}

@@ -1,0 +1,127 @@
+"""Test equipment: dishonest miners the validator must catch (`seedgrid miner serve --cheat STRATEGY`,
+`seedgrid up --cheaters`, the network tests).
+
+Each strategy changes what is generated, or what is answered, while the reply still
+claims to be the requested output. The miner API knows nothing of them: `cheat_answer`
+builds the `answer` function a cheating miner's app is created with, in place of
+app/miner/api.honest_answer. Honest miners never import this package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from app.protocol import media
+from app.protocol.catalogue import CATALOGUE, SCHEDULERS, get_spec
+from app.protocol.request import GenerationRequest
+
+# What a cheater runs: (request to generate or None) and how to turn the result into the answer.
+Run = Callable[[GenerationRequest], dict]  # generate a request through the GPU queue; returns the task result
+
+
+def _replace_params(req: GenerationRequest, **changes) -> GenerationRequest:
+    return dataclasses.replace(req, params=dataclasses.replace(req.params, **changes))
+
+
+def sibling(model: str) -> str | None:
+    """Another model type of the same architecture: 'another checkpoint's weights'."""
+    arch = get_spec(model).architecture
+    return next((n for n, s in CATALOGUE.items() if s.architecture is arch and n != model), None)
+
+
+class Cheat:
+    strategies = ("wrong_seed", "fewer_steps", "other_scheduler", "half_resolution", "other_checkpoint", "blank",
+                  "error_text", "replay", "copy")
+
+    def __init__(self, strategy: str, model: str, *, database_url: str | None = None):
+        if strategy not in self.strategies:
+            raise ValueError(f"unknown cheat {strategy!r}; choose one of {', '.join(self.strategies)}")
+        if strategy == "other_checkpoint" and sibling(model) is None:
+            raise ValueError(f"other_checkpoint needs a second model type of {model}'s architecture; there is none")
+        self.strategy, self.model, self.database_url = strategy, model, database_url
+        self._stock: tuple[bytes, str] | None = None
+
+    def answer(self, req: GenerationRequest, run: Run, read: Callable[[str], bytes]) -> tuple[bytes, str]:
+        """(bytes, media type) to send back in place of an honest answer to `req`."""
+        spec = get_spec(req.model)
+        s = self.strategy
+        if s == "error_text":
+            return b"RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB", spec.media_type.value
+        if s == "blank":
+            p = req.params
+            frames = np.zeros((p.num_frames or 1, p.height, p.width, 3), dtype=np.uint8)
+            return media.encode(frames, spec.media_type, fps=p.fps), spec.media_type.value
+        if s == "half_resolution":
+            p = req.params
+            half = _replace_params(req, width=max(8, p.width // 2 // 8 * 8), height=max(8, p.height // 2 // 8 * 8))
+            data = read(run(half)["artifact_path"])
+            return _upscale(data, spec, p.width, p.height, p.fps), spec.media_type.value
+        if s == "replay":
+            if self._stock is None:  # its own earlier answer, to a challenge it saw (or made up) before
+                self._stock = (read(run(dataclasses.replace(req, seed=(req.seed + 1) % 2**32))["artifact_path"]),
+                               spec.media_type.value)
+            return self._stock
+        if s == "copy":
+            copied = self._someone_elses(req)
+            if copied is not None:
+                return read(copied), spec.media_type.value
+            return read(run(dataclasses.replace(req, seed=(req.seed + 7) % 2**32))["artifact_path"]), spec.media_type.value
+        changed = {
+            "wrong_seed": lambda: dataclasses.replace(req, seed=(req.seed + 1) % 2**32),
+            "fewer_steps": lambda: _replace_params(req, steps=max(1, req.params.steps // 2)),
+            "other_scheduler": lambda: _replace_params(
+                req, scheduler=next(n for n in SCHEDULERS if n != req.params.scheduler)),
+            "other_checkpoint": lambda: dataclasses.replace(req, model=sibling(req.model)),
+        }[s]()
+        return read(run(changed)["artifact_path"]), spec.media_type.value
+
+    def _someone_elses(self, req: GenerationRequest) -> str | None:
+        """The newest output another request produced for this model type (a different challenge)."""
+        if not self.database_url:
+            return None
+        from sqlalchemy import select
+
+        from app.db import session_scope
+        from app.models import Generation
+
+        with session_scope(self.database_url) as s:
+            return s.scalar(select(Generation.artifact_path).where(
+                Generation.model == req.model, Generation.status == "succeeded", Generation.seed != req.seed,
+                Generation.request_id != req.request_id).order_by(Generation.id.desc()).limit(1))
+
+
+def _upscale(data: bytes, spec, width: int, height: int, fps: int | None) -> bytes:
+    from PIL import Image
+
+    small = media.decode(data, spec.media_type)
+    big = np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.Resampling.BICUBIC)) for f in small])
+    return media.encode(big, spec.media_type, fps=fps)
+
+
+def cheat_answer(cheat: Cheat, redis_client) -> Callable:
+    """The miner API's `answer` for a cheater: the cheat's bytes, with a hash and environment that look honest."""
+    import base64
+    import json
+    import time
+
+    from app.keys import WORKER_ENVIRONMENT
+    from app.miner.api import read_artifact, run_generation
+    from app.protocol.schemas import GenerateResponse
+
+    def answer(req: GenerationRequest, priority: int, timeout: float, started: float) -> GenerateResponse:
+        data, media_type = cheat.answer(req, lambda r: run_generation(r, priority, timeout), read_artifact)
+        try:
+            claimed = media.pixel_sha256(media.decode(data, media_type))
+        except (media.MediaError, ValueError):
+            claimed = "0" * 64
+        env = redis_client.get(WORKER_ENVIRONMENT.format(model=req.model))
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        return GenerateResponse(request_id=req.request_id, model=req.model, media_type=media_type,
+                                data=base64.b64encode(data).decode(), pixel_sha256=claimed,
+                                timings={"queued_ms": 0.0, "generate_ms": elapsed, "total_ms": elapsed},
+                                environment=json.loads(env) if env else {})
+
+    return answer

@@ -1,0 +1,51 @@
+"""What the validator's service functions work with, passed to them explicitly.
+
+`Validator` bundles the collaborators (settings, a session factory, the chain, Redis,
+the miner client): the functions in rounds.py, judging.py and epochs.py take one and
+reach nothing through module globals, so a test builds one on a scratch database and
+calls them directly. `open_validator` builds the real one, once per process (the
+tasks module keeps it).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import redis
+from sqlalchemy.orm import Session
+
+from app.chain import open_chain
+from app.chain.base import Chain
+from app.chain.wallets import load_wallet
+from app.db import session_scope
+from app.protocol.client import MinerClient
+from app.scoring.tiers import TierTable, tier_table
+from app.settings import Settings
+
+
+@dataclass
+class Validator:
+    settings: Settings
+    sessions: Callable[[], AbstractContextManager[Session]]  # one transaction per call
+    chain: Chain
+    redis: redis.Redis
+    client: MinerClient
+    hotkey: str  # this validator's ss58 address
+
+    @property
+    def tiers(self) -> TierTable:
+        return tier_table(self.settings.tier_table)
+
+    def epoch_of(self, block: int) -> int:
+        return block // self.settings.epoch_length
+
+
+def open_validator(settings: Settings) -> Validator:
+    """The validator's wallet, chain, Redis and client, from the settings."""
+    wallet = load_wallet(settings.wallets_dir, settings.validator_wallet, settings.validator_hotkey)
+    return Validator(settings=settings, sessions=partial(session_scope, settings.sqlalchemy_url),
+                     chain=open_chain(settings, wallet=wallet), redis=redis.Redis.from_url(settings.broker_url),
+                     client=MinerClient(wallet), hotkey=wallet.hotkey.ss58_address)

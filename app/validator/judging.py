@@ -1,0 +1,146 @@
+"""Judging: the ground truth once per challenge, a verdict per answer, one outcome per response.
+
+`reproduce` generates the challenge on the validator's own engine; `verify_response`
+runs the media kind's verifier (app/verification/ladder.py) and counts the outcome
+once; `settle_stale` settles what a lost task left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.generation import artifacts
+from app.generation.limits import model_timeout, time_limits
+from app.models import Challenge, Response
+from app.protocol import media
+from app.protocol.catalogue import get_spec
+from app.validator import records
+from app.validator.context import Validator
+from app.verification.ladder import verifier_for
+from app.verification.thresholds import threshold_for
+
+log = logging.getLogger(__name__)
+
+SETTLE_MARGIN_S = 30.0  # queue delays on a busy I/O worker before the sweep calls a query lost
+
+
+def count_outcome(v: Validator, s: Session, response: Response, *, request_success: bool, verified: bool) -> None:
+    """Record the response's outcome (once), in the epoch of its challenge's block."""
+    challenge = s.get(Challenge, response.challenge_id)
+    records.record_outcome(s, response=response, kind=challenge.kind, model=challenge.model,
+                           request_success=request_success, verified=verified,
+                           timeout_s=model_timeout(v.settings, challenge.model), tiers=v.tiers,
+                           epoch=v.epoch_of(challenge.block))
+
+
+def reproduce(v: Validator, challenge_id: str, *, task_id: str | None = None) -> list[int]:
+    """The ground truth, once per challenge; returns the answered responses to verify."""
+    from app.generation.service import generate_and_record
+
+    with v.sessions() as s:
+        challenge = s.get(Challenge, challenge_id)
+        request = dict(challenge.request)
+        done = challenge.status == "reproduced"
+    if not done:
+        t0 = time.monotonic()
+        try:
+            result = generate_and_record(request, settings=v.settings,
+                                         task_id=task_id or f"reproduce-{challenge_id}", worker="validator")
+            error = None
+        except Exception as exc:  # recorded on the challenge; no miner is penalised for our failure
+            log.exception("reproducing challenge %s failed", challenge_id)
+            result, error = {}, f"{type(exc).__name__}: {exc}"
+        with v.sessions() as s:
+            records.record_reproduction(s, challenge_id=challenge_id, pixel_sha256=result.get("pixel_sha256"),
+                                        path=result.get("artifact_path"), environment=result.get("environment"),
+                                        seconds=time.monotonic() - t0, error=error)
+    with v.sessions() as s:
+        if s.get(Challenge, challenge_id).status != "reproduced":
+            return []
+        return list(s.scalars(select(Response.id).where(Response.challenge_id == challenge_id,
+                                                        Response.status == "answered",
+                                                        Response.verdict_rung.is_(None))))
+
+
+def verify_response(v: Validator, response_id: int) -> str | None:
+    """Judge one answered response against the reproduction and count it (once)."""
+    with v.sessions() as s:
+        response = s.get(Response, response_id)
+        challenge = s.get(Challenge, response.challenge_id)
+        if response.verdict_rung is not None or challenge.status != "reproduced" or response.status != "answered":
+            return response.verdict_rung
+        expected_path, expected_sha, model = challenge.reproduction_path, challenge.reproduction_sha256, challenge.model
+        media_type, artifact_path, challenge_id = response.media_type or "", response.artifact_path, challenge.id
+    spec = get_spec(model)
+    expected = media.decode(artifacts.load(Path(expected_path)), spec.media_type)
+    data = Path(artifact_path).read_bytes() if artifact_path else b""
+
+    def duplicate(pixel_sha256: str) -> str | None:
+        with v.sessions() as s:
+            return records.duplicate_of(s, pixel_sha256=pixel_sha256, challenge_id=challenge_id)
+
+    verdict = verifier_for(spec.media_type)(
+        data=data, media_type=media_type, expected_pixels=expected, expected_sha256=expected_sha,
+        expected_media_type=spec.media_type.value, threshold=threshold_for(model, v.settings), duplicate_of=duplicate)
+    try:
+        with v.sessions() as s:
+            response = records.record_verdict(s, response_id=response_id, verdict=verdict)
+            count_outcome(v, s, response, request_success=verdict.well_formed, verified=verdict.verified)
+    except IntegrityError:
+        log.info("response %d was counted already (redelivered task)", response_id)
+    return verdict.rung
+
+
+def settle_stale(v: Validator, *, now: float | None = None) -> dict:
+    """Settle what a lost task left behind (a killed worker, a broker outage); returns what to re-verify.
+
+    - A response still pending or sent well past its query deadline: the query never
+      finished on our side, so it is the validator's own failure: status `lost`, no
+      outcome against the miner.
+    - A challenge whose reproduction never finished: `failed`, like a failed reproduction.
+    - An answered response of a reproduced challenge that was never judged: its id is
+      returned, to verify again (verification is idempotent).
+    """
+    now_dt = datetime.fromtimestamp(now if now is not None else time.time(), timezone.utc)
+    lost, failed, reverify = 0, 0, []
+    with v.sessions() as s:
+        rows = s.execute(select(Response, Challenge).join(Challenge, Challenge.id == Response.challenge_id)
+                         .where(Response.status.in_(("pending", "sent", "answered")),
+                                Response.verdict_rung.is_(None))).all()
+        for response, challenge in rows:
+            limit = model_timeout(v.settings, challenge.model) + v.settings.query_grace + SETTLE_MARGIN_S
+            if (now_dt - _aware(response.created_at)).total_seconds() < limit:
+                continue
+            if response.status in ("pending", "sent"):
+                response.status = "lost"
+                response.error = ("the validator did not finish this query in time (a lost task or an outage); "
+                                  "its own failure, not counted against the miner")
+                lost += 1
+            elif challenge.status == "reproduced":
+                reverify.append(response.id)
+        for challenge in s.scalars(select(Challenge).where(Challenge.status == "open")):
+            hard = time_limits(v.settings, challenge.model)[1]
+            if (now_dt - _aware(challenge.created_at)).total_seconds() > 2 * hard + SETTLE_MARGIN_S:
+                challenge.status, challenge.error = "failed", "the reproduction did not finish (a lost task)"
+                failed += 1
+    if lost or failed:
+        log.warning("settled %d lost queries and %d lost reproductions", lost, failed)
+    return {"lost": lost, "failed_reproductions": failed, "reverify": reverify}
+
+
+def settle_abandoned_generations(v: Validator) -> int:
+    """The validator's own reproductions that a killed GPU worker left running."""
+    from app.generation.service import settle_abandoned
+
+    return settle_abandoned(v.settings)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

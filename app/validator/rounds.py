@@ -1,0 +1,195 @@
+"""Rounds: learn who serves what, pick miners, build a challenge, query each miner.
+
+`sync_miners` reads the metagraph and each miner's signed /v1/info; `start_round`
+builds one challenge per served model type for a group picked by `select_miners` (the
+gateway reuses it for organic jobs); `query_miner` sends one challenge to one miner and
+stores its answer or counts its failure at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+from sqlalchemy import select
+
+from app.backends.registry import SERVED_MODELS
+from app.generation import artifacts
+from app.generation.limits import model_timeout
+from app.keys import validator_sent
+from app.models import Challenge, MinerState, Response
+from app.protocol import media
+from app.protocol.catalogue import get_spec
+from app.protocol.client import MinerError
+from app.protocol.request import parse_request
+from app.protocol.schemas import MalformedAnswer, parse_answer
+from app.scoring.tiers import TierTable
+from app.validator import records
+from app.validator.context import Validator
+from app.validator.judging import count_outcome
+from app.validator.prompts import challenge_prompt
+
+log = logging.getLogger(__name__)
+
+INFO_TIMEOUT_S = 3.0  # /v1/info is a small read: a miner slower than this is unreachable this sync
+
+
+# -- sync ------------------------------------------------------------------------------
+def sync_miners(v: Validator) -> dict:
+    """Learn each served neuron's model, volume and our quota from its signed /v1/info.
+
+    Hotkeys that left the subnet are forgotten: no challenge, weight or leaderboard row
+    names them again.
+    """
+    metagraph = v.chain.metagraph()
+    neurons = [n for n in metagraph if n.axon and n.hotkey != v.hotkey]
+
+    def info(n):
+        try:
+            return n, v.client.info(n.url, n.hotkey, timeout=INFO_TIMEOUT_S), None
+        except MinerError as exc:
+            return n, None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(info, neurons))
+    lowest = v.tiers.lowest.name
+    reachable = 0
+    with v.sessions() as s:
+        for n, data, error in answers:
+            if data and data.get("model") in SERVED_MODELS:
+                reachable += 1
+                records.upsert_miner(s, hotkey=n.hotkey, uid=n.uid, default_tier=lowest, model=data["model"],
+                                     axon=n.axon, reachable=True, total_volume=int(data.get("total_volume", 0)),
+                                     quota=int(data.get("volume_per_validator", {}).get(v.hotkey, 0)),
+                                     limit_interval=int(data.get("limit_interval", 600)))
+            else:
+                if error:
+                    log.info("miner uid %d at %s did not answer /v1/info: %s", n.uid, n.axon, error)
+                if s.get(MinerState, n.hotkey) is not None:
+                    records.upsert_miner(s, hotkey=n.hotkey, uid=n.uid, default_tier=lowest, reachable=False)
+        forgotten = records.forget_deregistered(s, {n.hotkey for n in metagraph}) if metagraph else []
+    if forgotten:
+        log.info("forgot %d miner(s) no longer registered on the subnet: %s", len(forgotten), ", ".join(forgotten))
+    return {"neurons": len(neurons), "reachable": reachable, "forgotten": len(forgotten)}
+
+
+# -- selection -------------------------------------------------------------------------
+def take_quota(r, miner: MinerState) -> bool:
+    """Count one request against our quota at this miner for its current window."""
+    window = int(time.time() // max(1, miner.limit_interval))
+    key = validator_sent(miner.hotkey, window)
+    used = r.incr(key)
+    r.expire(key, miner.limit_interval + 60)
+    if used > miner.quota:
+        r.decr(key)
+        return False
+    return True
+
+
+def select_miners(miners: Iterable[MinerState], model: str, *, tiers: TierTable, group_size: int,
+                  rng: random.Random, take: Callable[[MinerState], bool]) -> list[MinerState]:
+    """Up to `group_size` reachable miners of `model`, in random order, under their tier's
+    request limit, each taking one unit of our quota there (`take`) as it is chosen."""
+    candidates = [m for m in miners if m.model == model and m.reachable and m.axon
+                  and m.interval_attempts < tiers.request_limit(m.tier)]
+    rng.shuffle(candidates)
+    chosen: list[MinerState] = []
+    for m in candidates:
+        if len(chosen) >= group_size:
+            break
+        if take(m):
+            chosen.append(m)
+    return chosen
+
+
+# -- rounds ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RoundPlan:
+    challenge_id: str
+    model: str
+    response_ids: list[int]
+
+
+def start_round(v: Validator, *, rng: random.Random | None = None, kind: str = "challenge",
+                models: Sequence[str] = SERVED_MODELS) -> list[RoundPlan]:
+    """One challenge per model type that has reachable miners, sent to a group of them.
+
+    The chain is read once here: the challenge's block stamps the epoch of every outcome
+    its responses get.
+    """
+    rng = rng or random.SystemRandom()
+    settings = v.settings
+    block = v.chain.block()
+    plans = []
+    with v.sessions() as s:
+        miners = list(s.scalars(select(MinerState).where(MinerState.reachable.is_(True),
+                                                         MinerState.model.is_not(None))))
+        for model in models:
+            chosen = select_miners(miners, model, tiers=v.tiers, group_size=settings.challenge_group_size, rng=rng,
+                                   take=lambda m: take_quota(v.redis, m))
+            if not chosen:
+                continue
+            seed = rng.randrange(2**32)
+            params = {**get_spec(model).default_params(), **settings.challenge_params.get(model, {})}
+            request = parse_request({"model": model, "kind": kind, "seed": seed, "params": params,
+                                     "prompt": challenge_prompt(seed, settings.challenge_service_url)})
+            challenge = records.create_challenge(s, request=request, block=block)
+            ids = [records.add_response(s, challenge_id=challenge.id, miner=m).id for m in chosen]
+            plans.append(RoundPlan(challenge.id, model, ids))
+    return plans
+
+
+# -- query -----------------------------------------------------------------------------
+def query_deadline(v: Validator, model: str) -> float:
+    """How long one query may take, all included: the model's timeout plus the grace."""
+    return model_timeout(v.settings, model) + v.settings.query_grace
+
+
+def query_miner(v: Validator, response_id: int) -> str:
+    """Send the challenge to one miner; store its bytes; count a failed request at once.
+
+    Whatever the miner does (any status, any JSON shape, any size, any speed) ends here
+    as an answered response or a failure recorded against that miner, within the
+    model's timeout plus the grace: the client enforces one total deadline and a cap on
+    the reply's size while it streams. Returns "verify" when the reproduction is ready.
+    """
+    with v.sessions() as s:
+        response = s.get(Response, response_id)
+        if response.status != "pending":
+            return response.status  # a redelivered task: already sent (the sweep settles a lost one)
+        challenge = s.get(Challenge, response.challenge_id)
+        miner = s.get(MinerState, response.hotkey)
+        if miner is None:  # it left the subnet after the round chose it
+            response.status, response.error = "lost", "the miner left the subnet before it was queried"
+            return response.status
+        response.status = "sent"
+        request, model, axon = dict(challenge.request), challenge.model, miner.axon
+    t0 = time.monotonic()
+    fields: dict = {}
+    try:
+        answer = v.client.generate(f"http://{axon}", response.hotkey, request, timeout=query_deadline(v, model))
+        latency = time.monotonic() - t0
+        parsed = parse_answer(answer, request_id=request["request_id"], model=model)
+        media_type = parsed["media_type"]
+        ext = media.extension(media_type) if media_type in ("image/png", "video/mp4") else "bin"
+        path, _ = artifacts.store(v.settings.validator_artifacts_dir, parsed["data"], ext)
+        status = "answered"
+        fields = dict(media_type=media_type, artifact_path=str(path), claimed_sha256=parsed["claimed_sha256"],
+                      environment=parsed["environment"], http_status=200)
+    except MinerError as exc:
+        latency = time.monotonic() - t0
+        status = "timeout" if exc.timed_out else "error"
+        fields = dict(http_status=exc.status or None, error=str(exc)[:2000])
+    except MalformedAnswer as exc:
+        latency = time.monotonic() - t0
+        status, fields = "error", dict(http_status=200, error=f"malformed answer: {exc}"[:2000])
+    with v.sessions() as s:
+        response = records.record_answer(s, response_id=response_id, status=status, latency_s=latency, **fields)
+        if status != "answered":
+            count_outcome(v, s, response, request_success=False, verified=False)
+        reproduced = s.get(Challenge, response.challenge_id).status == "reproduced"
+    return "verify" if status == "answered" and reproduced else status

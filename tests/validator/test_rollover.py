@@ -1,0 +1,109 @@
+"""Rollover happens exactly once per epoch and outcomes count once, on SQLite and Postgres."""
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from app import migrations
+from app.db import session_scope
+from app.models import Epoch, MinerState, Outcome, TierChange
+from app.protocol.request import parse_request
+from app.scoring.tiers import TierTable
+from app.validator import records
+from app.validator.records import rollover
+
+
+def seed_db(url):
+    migrations.upgrade(url)
+    with session_scope(url) as s:
+        for i in range(5):
+            records.upsert_miner(s, hotkey=f"hk{i}", uid=i, default_tier="Bronze", model="RealisticVision",
+                                 axon="127.0.0.1:1", reachable=True, total_volume=40, quota=10)
+        req = parse_request({"model": "RealisticVision", "prompt": "a cat", "seed": 1, "request_id": "c1"})
+        records.create_challenge(s, request=req, block=10)
+        miner = s.get(MinerState, "hk0")
+        response = records.add_response(s, challenge_id="c1", miner=miner)
+        response.status, response.latency_s = "answered", 1.0
+        return response.id
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/r.db"
+    return request.getfixturevalue("postgres_url")
+
+
+def roll(url, epoch, results):
+    try:
+        with session_scope(url) as s:
+            results.append(rollover(s, epoch=epoch, block=epoch * 360, tiers=TierTable()) is not None)
+    except (IntegrityError, OperationalError):
+        results.append(False)
+
+
+def test_concurrent_rollovers_of_one_epoch_happen_once(url):
+    seed_db(url)
+    results: list[bool] = []
+    threads = [threading.Thread(target=roll, args=(url, 7, results)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, False, False, True]
+    roll(url, 7, results)  # a retried task, later
+    assert results[-1] is False
+    with session_scope(url) as s:
+        assert s.scalar(select(func.count()).select_from(Epoch)) == 1
+        assert s.scalar(select(func.count()).select_from(TierChange)) == 5
+
+
+def test_an_outcome_counts_once(url):
+    response_id = seed_db(url)
+    for _ in range(3):  # a redelivered verify task
+        try:
+            with session_scope(url) as s:
+                from app.models import Response
+
+                response = s.get(Response, response_id)
+                records.record_outcome(s, response=response, kind="challenge", model="RealisticVision",
+                                       request_success=True, verified=True, timeout_s=12, tiers=TierTable(), epoch=1)
+        except IntegrityError:
+            pass
+    with session_scope(url) as s:
+        assert s.scalar(select(func.count()).select_from(Outcome)) == 1
+        m = s.get(MinerState, "hk0")
+        assert (m.interval_attempts, m.interval_verified, m.total_successes) == (1, 1, 1)
+        assert m.score == pytest.approx(0.05 * (0.45 - 0.4 * (1 / 12) ** 3))
+
+
+def test_rollover_resets_intervals_and_keeps_totals(url):
+    seed_db(url)
+    with session_scope(url) as s:
+        m = s.get(MinerState, "hk1")
+        m.interval_attempts, m.interval_request_successes, m.interval_verified = 10, 10, 10
+        m.total_successes = 3_600
+    roll(url, 3, [])
+    with session_scope(url) as s:
+        m = s.get(MinerState, "hk1")
+        assert m.tier == "Silver" and m.interval_attempts == 0 and m.total_successes == 3_600
+        change = s.scalar(select(TierChange).where(TierChange.hotkey == "hk1"))
+        assert (change.from_tier, change.to_tier, change.request_rate) == ("Bronze", "Silver", 1.0)
+
+
+def test_a_miner_that_left_the_subnet_is_forgotten_and_its_late_answer_counts_nowhere(url):
+    response_id = seed_db(url)
+    with session_scope(url) as s:
+        assert records.forget_deregistered(s, {"hk1", "hk2", "hk3", "hk4"}) == ["hk0"]
+    with session_scope(url) as s:
+        assert s.get(MinerState, "hk0") is None and s.scalar(select(func.count()).select_from(MinerState)) == 4
+        response = s.get(records.Response, response_id)
+        assert records.record_outcome(s, response=response, kind="challenge", model="RealisticVision",
+                                      request_success=True, verified=True, timeout_s=12.0, tiers=TierTable(),
+                                      epoch=0) is None
+        assert s.scalar(select(func.count()).select_from(Outcome)) == 0
+        # the same hotkey registering again starts from the lowest tier with nothing carried over
+        again = records.upsert_miner(s, hotkey="hk0", uid=9, default_tier="Bronze", reachable=True)
+        assert (again.uid, again.tier, again.score, again.total_successes) == (9, "Bronze", 0.0, 0)

@@ -1,0 +1,251 @@
+"""A whole network on real processes until two epochs have rolled over.
+
+LocalChain with fast blocks (an epoch of 360 blocks in 18 s); honest miners for an image
+type (one of them on another thread count, so the tolerant path is exercised) and the
+video type; one cheater for every strategy; the validator's I/O, default and GPU workers
+and beat (`seedgrid validator run`). Miners keep their own brokers where it matters: the
+2-thread miner (everything else runs 1 thread) has a GPU worker on a Redis database of
+its own.
+"""
+
+import json
+import os
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from app.chain.local import LocalChain
+from app.chain.wallets import create_wallet
+from app.db import session_scope
+from app.models import Epoch, MinerState, Outcome, Response, TierChange
+
+from ..conftest import free_port
+
+pytestmark = pytest.mark.slow
+
+NETUID = 2
+BLOCK_TIME = 0.1  # 360 blocks in 36 s
+CHEATS = ("wrong_seed", "fewer_steps", "other_scheduler", "half_resolution", "other_checkpoint", "blank",
+          "error_text", "replay", "copy")
+TIERS = [  # SPEC.md's table scaled down so that promotion shows within two epochs
+    {"name": "Bronze", "request_success": 0, "validation_success": 0, "min_successes": 0, "reward_factor": 0.45,
+     "request_limit": 1000},
+    {"name": "Silver", "request_success": 0.9, "validation_success": 0.9, "min_successes": 2, "reward_factor": 0.55,
+     "request_limit": 1000},
+    {"name": "Gold", "request_success": 0.9, "validation_success": 0.9, "min_successes": 4, "reward_factor": 0.72,
+     "request_limit": 1000},
+    {"name": "Grandmaster", "request_success": 0.99, "validation_success": 0.99, "min_successes": 500,
+     "reward_factor": 0.85, "request_limit": 1000},
+    {"name": "Challenger", "request_success": 0.99, "validation_success": 0.99, "min_successes": 1000,
+     "reward_factor": 1.0, "request_limit": 1000},
+]
+
+
+@pytest.fixture(scope="module")
+def network(settings, database, module_processes, redis_url):
+    env = {
+        # A round every 6 s: the miners' one CPU "GPU" worker clears a round in about 4 s. One
+        # torch thread per process (2 cores for ~20 processes); model timeouts x3 for CPU.
+        "SEEDGRID_NETUID": str(NETUID), "SEEDGRID_CHALLENGE_INTERVAL": "6", "SEEDGRID_SYNC_INTERVAL": "2",
+        "SEEDGRID_THREADS": "1", "SEEDGRID_TIMEOUT_SCALE": "3",
+        "SEEDGRID_TICK_INTERVAL": "1", "SEEDGRID_METAGRAPH_TTL": "1", "SEEDGRID_TOTAL_VOLUME": "1000",
+        "SEEDGRID_CHALLENGE_GROUP_SIZE": "32", "SEEDGRID_TIER_TABLE": json.dumps(TIERS),
+        "SEEDGRID_VALIDATOR_WALLET": "net", "SEEDGRID_VALIDATOR_HOTKEY": "validator",
+        "SEEDGRID_CHALLENGE_PARAMS": json.dumps({"RealisticVision": {"steps": 3, "width": 512, "height": 512},
+                                                 "TextToVideo": {"steps": 3, "width": 64, "height": 64,
+                                                                 "num_frames": 6}}),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # this process reads the same chain and settings as the network
+    from app.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        yield _start(settings, database, module_processes, redis_url, env)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        get_settings.cache_clear()
+
+
+def _start(settings, database, module_processes, redis_url, env):
+    chain = LocalChain(database, NETUID)
+    chain.init(block_time=BLOCK_TIME)
+    keys = {}
+    for name in ("validator", "honest_image", "honest_threads2", "honest_video", *CHEATS):
+        w, _ = create_wallet(settings.wallets_dir, "net", name)
+        keys[name] = w.hotkey.ss58_address
+        chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
+    chain.set_stake(keys["validator"], 1_000_000)
+    own_broker = redis_url.rsplit("/", 1)[0] + "/13"
+    module_processes("--model", "RealisticVision,DreamShaper,TextToVideo", env=env, worker=True)
+    module_processes("--model", "RealisticVision", "--name", "threads2",
+                     env={**env, "SEEDGRID_THREADS": "2", "SEEDGRID_REDIS_URL": own_broker}, worker=True)
+    servers = []
+    for name in ("honest_image", "honest_threads2", "honest_video", *CHEATS):
+        port = free_port()
+        model = "TextToVideo" if name == "honest_video" else "RealisticVision"
+        extra = ["--cheat", name] if name in CHEATS else []
+        menv = {**env, "SEEDGRID_REDIS_URL": own_broker} if name == "honest_threads2" else env
+        servers.append((module_processes("miner", "serve", "--model", model, "--wallet", "net", "--hotkey", name,
+                                         "--port", str(port), *extra, env=menv), port))
+    for proc, port in servers:
+        proc.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=120)
+    validator = module_processes("validator", "run", "--loglevel", "INFO", env=env)
+    honest_uids = {n.uid for n in chain.metagraph()
+                   if n.hotkey in {keys["honest_image"], keys["honest_threads2"], keys["honest_video"]}}
+    url = database
+    deadline = time.monotonic() + 420
+    while True:
+        with session_scope(url) as s:
+            epochs = s.scalar(select(func.count()).select_from(Epoch))
+        sets = chain.weight_sets(keys["validator"])
+        weighted = {u for u, w in sets[-1].weights.items() if w > 0} if sets else set()
+        # the epoch the validator started in, two rollovers, and weights that reached every honest miner
+        if epochs >= 3 and honest_uids <= weighted:
+            break
+        if validator.proc.poll() is not None or time.monotonic() > deadline:
+            from app.config import get_settings
+            from app.validator.views import leaderboard
+
+            board = "\n".join(str(r) for r in leaderboard(get_settings()))
+            pytest.fail(f"the network did not roll over twice with honest miners weighted in time (epochs: "
+                        f"{epochs}, weight sets: {[w.weights for w in sets]}):\n{board}\n"
+                        f"{validator.output()[-4000:]}")
+        time.sleep(1)
+    validator.stop()  # freeze the records for the assertions
+    return {"keys": keys, "chain": chain, "url": url, "validator": validator, "env": env}
+
+
+def responses_of(network, name):
+    with session_scope(network["url"]) as s:
+        return list(s.scalars(select(Response).where(Response.hotkey == network["keys"][name])))
+
+
+def test_every_honest_response_is_verified(network):
+    paths = {}
+    for name in ("honest_image", "honest_threads2", "honest_video"):
+        judged = [r for r in responses_of(network, name) if r.verdict_rung]
+        assert judged, f"{name} was never judged:\n{network['validator'].output()[-3000:]}"
+        assert all(r.verdict_rung in ("exact", "tolerant") for r in judged), \
+            [(r.verdict_rung, r.verdict_reason) for r in judged if r.verdict_rung == "failed"]
+        paths[name] = {r.verdict_rung for r in judged}
+    assert paths["honest_image"] == {"exact"} and paths["honest_video"] == {"exact"}
+    assert "tolerant" in paths["honest_threads2"] or paths["honest_threads2"] == {"exact"}
+
+
+@pytest.mark.parametrize("cheat", CHEATS)
+def test_every_cheat_fails(network, cheat):
+    rs = responses_of(network, cheat)
+    counted = [r for r in rs if r.verdict_rung or r.status in ("error", "timeout")]
+    assert counted, f"{cheat} was never judged"
+    assert all(r.verdict_rung in (None, "failed") for r in counted), \
+        [(r.verdict_rung, r.verdict_reason) for r in counted]
+    with session_scope(network["url"]) as s:
+        verified = s.scalar(select(func.count()).select_from(Outcome).where(
+            Outcome.hotkey == network["keys"][cheat], Outcome.verified.is_(True)))
+    assert verified == 0
+
+
+def test_tiers_rolled_over_exactly_once_per_epoch(network):
+    with session_scope(network["url"]) as s:
+        epochs = list(s.scalars(select(Epoch.epoch).order_by(Epoch.epoch)))
+        assert epochs == list(range(epochs[0], epochs[0] + len(epochs))), "consecutive epochs, none twice"
+        for epoch in epochs[1:]:
+            per_miner = s.execute(select(TierChange.hotkey, func.count()).where(TierChange.epoch == epoch)
+                                  .group_by(TierChange.hotkey)).all()
+            assert per_miner and all(n == 1 for _, n in per_miner)
+        states = {m.hotkey: m for m in s.scalars(select(MinerState))}
+    keys = network["keys"]
+    honest = [states[keys[n]] for n in ("honest_image", "honest_threads2", "honest_video")]
+    cheaters = [states[keys[c]] for c in CHEATS]
+    # promotion needs every request of an interval in time; on a loaded 2-core machine one honest
+    # miner may miss an interval, so the test asks for one promotion and the ordering of scores
+    assert any(m.tier != "Bronze" for m in honest), [(m.uid, m.tier) for m in honest]
+    assert all(c.tier == "Bronze" for c in cheaters)
+    assert min(m.score for m in honest) > 0 > max(c.score for c in cheaters)
+
+
+def test_weights_were_set_on_the_chain_and_favour_honest_miners(network):
+    keys, chain = network["keys"], network["chain"]
+    sets = chain.weight_sets(keys["validator"])
+    assert sets, "no weights reached the chain"
+    uids = {n.hotkey: n.uid for n in chain.metagraph()}
+    last = sets[-1].weights
+    for name in ("honest_image", "honest_threads2", "honest_video"):
+        assert last.get(uids[keys[name]], 0) > 0, name
+    for cheat in CHEATS:
+        assert last.get(uids[keys[cheat]], 0) == 0, cheat
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--virtual-time-budget=10000", "--window-size=1400,1100"]
+
+
+@pytest.fixture(scope="module")
+def dashboard(network, module_processes):
+    port = free_port()
+    proc = module_processes("validator", "dashboard", "--port", str(port), env=network["env"])
+    proc.wait_http(f"http://127.0.0.1:{port}/api/status")
+    return f"http://127.0.0.1:{port}"
+
+
+def test_dashboard_json_endpoints(network, dashboard):
+    import httpx
+
+    status = httpx.get(dashboard + "/api/status").json()
+    assert status["netuid"] == NETUID and status["tier_table_scaled"] and status["block"] > 0
+    board = httpx.get(dashboard + "/api/leaderboard").json()
+    assert {r["hotkey"] for r in board} >= set(network["keys"].values()) - {network["keys"]["validator"]}
+    gallery = httpx.get(dashboard + "/api/gallery?limit=20").json()
+    assert {"RealisticVision", "TextToVideo"} <= {g["model"] for g in gallery}
+    first = gallery[0]
+    art = httpx.get(f"{dashboard}/artifacts/{first['reproduction']}")
+    assert art.status_code == 200 and art.headers["content-type"] == first["media_type"]
+    assert httpx.get(dashboard + "/artifacts/..%2F..%2Fetc%2Fpasswd").status_code in (400, 404)
+    assert httpx.get(dashboard + "/api/history").json() and httpx.get(dashboard + "/api/weights").json()["weights"]
+
+
+def test_dashboard_in_headless_chromium(network, dashboard, tmp_path):
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    flags = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--dump-dom", dashboard + "/?sort=uid&order=asc"], capture_output=True,
+                         text=True, timeout=120).stdout
+    assert 'data-loaded="1"' in dom, dom[-2000:]
+    uids = [int(u) for u in __import__("re").findall(r'<tr data-uid="(\d+)"', dom)]
+    chain_uids = {n.hotkey: n.uid for n in network["chain"].metagraph()}
+    assert uids == sorted(chain_uids[k] for name, k in network["keys"].items() if name != "validator")
+    assert "tier table scaled down" in dom
+    assert '<img src="/artifacts/' in dom and '<video src="/artifacts/' in dom, "the gallery shows an image and a video"
+    assert "exact" in dom and "failed" in dom
+    shot = tmp_path / "dashboard.png"
+    subprocess.run([*flags, f"--screenshot={shot}", dashboard], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000
+
+
+def test_wandb_offline_run_logs_samples_and_leaderboard(network, tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, **network["env"], "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true",
+           "SEEDGRID_WANDB": "true"}
+    code = ("from app.config import get_settings; from app.validator.wandb_log import log_round, finish; "
+            "n = log_round(get_settings()); finish(); print(n)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert int(p.stdout.strip().splitlines()[-1]) > 0
+    [run] = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert list(run.glob("run-*.wandb")), "the offline run file"
+    media = [p.name for p in (run / "files" / "media").rglob("*") if p.is_file()]
+    assert any(n.endswith(".png") for n in media) and any(n.endswith(".mp4") for n in media), media
+    assert any(p.suffix == ".json" for p in (run / "files" / "media" / "table").rglob("*")), "the leaderboard table"
