@@ -70,7 +70,8 @@ def test_a_state_folder_that_cannot_be_written_is_one_line(tmp_path):
     # (a read-only folder does not stop root, who runs CI; a path through a file stops everyone)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    p = seedgrid("db", "upgrade", env={"SEEDGRID_STATE_DIR": str(blocker / "state")})
+    # (SQLite in the state folder: CI's Postgres pass sets a database URL, which needs no folder)
+    p = seedgrid("db", "upgrade", env={"SEEDGRID_STATE_DIR": str(blocker / "state"), "SEEDGRID_DATABASE_URL": None})
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert len(p.stderr.strip().splitlines()) == 1 and "SEEDGRID_STATE_DIR" in p.stderr, p.stderr
 

@@ -32,8 +32,14 @@ class MinerError(RuntimeError):
         return self.error in ("client_timeout", "timeout")
 
 
+def printable(text: str, limit: int = 500) -> str:
+    """Untrusted text made safe to store and log: cut to `limit`, control characters and lone
+    surrogates escaped (PostgreSQL refuses NUL in text, and UTF-8 cannot encode a surrogate)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+
+
 def _text(value: Any, limit: int = 500) -> str | None:
-    return value[:limit] if isinstance(value, str) else None
+    return printable(value, limit) if isinstance(value, str) else None
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -51,7 +57,8 @@ def error_from(status: int, body: bytes, retry_after: str | None) -> MinerError:
     except (ValueError, RecursionError):
         err = None
     if not isinstance(err, dict):
-        return MinerError(status, "http_error", body[:500].decode("utf-8", "replace"), None, _retry_after(retry_after))
+        return MinerError(status, "http_error", printable(body[:500].decode("utf-8", "replace")), None,
+                          _retry_after(retry_after))
     return MinerError(status, _text(err.get("error"), 100) or "http_error", _text(err.get("detail")) or "",
                       _text(err.get("field"), 100), _retry_after(retry_after))
 

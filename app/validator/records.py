@@ -25,6 +25,7 @@ from app.models import (
     WeightSet,
 )
 from app.models.base import utcnow
+from app.protocol.client import printable
 from app.protocol.request import GenerationRequest
 from app.scoring.rewards import ema, reward
 from app.scoring.tiers import IntervalStats, TierTable
@@ -54,6 +55,8 @@ def record_answer(session: Session, *, response_id: int, status: str, latency_s:
     response = session.get(Response, response_id)
     if response is None:
         raise LookupError(f"no response {response_id}")
+    if error is not None:  # a miner's words: escaped, so any bytes it sent can be stored
+        error = printable(error, 2000)
     response.status, response.latency_s, response.http_status, response.error = status, latency_s, http_status, error
     response.media_type, response.artifact_path = media_type, artifact_path
     response.claimed_sha256, response.environment = claimed_sha256, environment

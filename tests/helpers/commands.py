@@ -10,8 +10,10 @@ SEEDGRID = str(Path(sys.executable).parent / "seedgrid")
 
 
 def seedgrid(*args, env=None):
+    """Run `seedgrid ARGS`; env adds variables to the test's, and a None value removes one."""
+    merged = {**os.environ, **(env or {})}
     return subprocess.run([SEEDGRID, *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=300)
+                          env={k: v for k, v in merged.items() if v is not None}, timeout=300)
 
 
 def in_process_hash(settings, raw) -> str:

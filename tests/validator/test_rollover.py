@@ -107,3 +107,14 @@ def test_a_miner_that_left_the_subnet_is_forgotten_and_its_late_answer_counts_no
         # the same hotkey registering again starts from the lowest tier with nothing carried over
         again = records.upsert_miner(s, hotkey="hk0", uid=9, default_tier="Bronze", reachable=True)
         assert (again.uid, again.tier, again.score, again.total_successes) == (9, "Bronze", 0.0, 0)
+
+
+def test_a_miners_error_text_is_stored_whatever_bytes_it_holds(url):
+    response_id = seed_db(url)
+    hostile = "boom\x00\x07 \ud800 " + "x" * 3000  # NUL (PostgreSQL refuses it), a bell, a lone surrogate
+    with session_scope(url) as s:
+        records.record_answer(s, response_id=response_id, status="error", latency_s=0.1, http_status=500,
+                              error=hostile)
+    with session_scope(url) as s:
+        stored = s.get(records.Response, response_id).error
+    assert stored.startswith("boom\\x00\\x07 \\ud800 ") and len(stored) <= 2000 * 6
