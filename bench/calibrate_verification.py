@@ -157,12 +157,12 @@ def main() -> int:
         for name, d in sorted(cheat_d.items(), key=lambda kv: min(kv[1])):
             verdict = "fails" if 1 - min(d) < threshold else "PASSES"
             print(f"    {name:24} min 1-sim {min(d):.2e}  -> {verdict}")
-    from app.backends.diffusers.determinism import fingerprint
     from app.config import get_settings
-    from app.generation.service import runtime
+    from app.generation.service import get_engine
 
+    reference_env = get_engine(next(iter(results)), get_settings()).environment  # this process's, already loaded
     doc = {"generated_by": "bench/calibrate_verification.py", "seeds": args.seeds,
-           "honest_environments": list(HONEST_ENVS), "reference_environment": fingerprint(runtime(get_settings())),
+           "honest_environments": list(HONEST_ENVS), "reference_environment": reference_env,
            "models": results}
     if not args.no_write:
         previous = json.loads(OUT.read_text()) if OUT.exists() else {"models": {}}
