@@ -4,8 +4,9 @@ For each diffusion model type and a few seeds, the reference output (this proces
 compared by cosine similarity (app/verification/fingerprint.py) with:
 - honest outputs of the same request from separate processes with another thread count
   and other CPU ISAs (ATEN_CPU_CAPABILITY), which must pass, and
-- the cheats: another seed, half the steps, another scheduler, half resolution upscaled,
-  another checkpoint's weights, another prompt (a replayed or copied answer), which must fail.
+- the cheats: another seed, half the steps, one step fewer, another scheduler, guidance off
+  (no CFG) or lowered by a third, half resolution upscaled, another checkpoint's weights,
+  another prompt (a replayed or copied answer), which must all fail.
 The threshold sits at the geometric mean of the largest honest distance (1 - similarity)
 and the smallest cheat distance; the margin is their ratio. Results go to
 app/verification/calibration.json, which the validator reads.
@@ -33,8 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from app.backends.registry import SERVED_MODELS  # noqa: E402
 from app.local_plan import LOCAL_CHALLENGES  # noqa: E402
-from app.protocol.catalogue import CATALOGUE, SCHEDULERS  # noqa: E402
+from app.protocol.catalogue import CATALOGUE  # noqa: E402
 from app.protocol.request import GenerationRequest, parse_request  # noqa: E402
+from app.testkit.cheats import ALTERED, sibling  # noqa: E402
 from app.verification.fingerprint import similarity  # noqa: E402
 
 OUT = ROOT / "app" / "verification" / "calibration.json"
@@ -56,32 +58,23 @@ def requests_for(model: str, seeds: int) -> list[GenerationRequest]:
 
 
 def cheats(req: GenerationRequest) -> dict[str, GenerationRequest | tuple]:
+    """Every cheat the miner's `--cheat` modes play (app/testkit/cheats.py), as the request it generates."""
     p = req.params
-    sib = next((n for n, s in CATALOGUE.items()
-                if s.architecture is CATALOGUE[req.model].architecture and n != req.model), None)
-    out = {
-        "wrong_seed": dataclasses.replace(req, seed=req.seed + 1),
-        "fewer_steps": dataclasses.replace(req, params=dataclasses.replace(p, steps=max(1, p.steps // 2))),
-        "other_scheduler": dataclasses.replace(req, params=dataclasses.replace(
-            p, scheduler=next(n for n in SCHEDULERS if n != p.scheduler))),
-        "replayed_or_copied": dataclasses.replace(req, prompt="a red fox in a snowy forest", seed=req.seed + 99),
-        "half_resolution": ("upscale", dataclasses.replace(req, params=dataclasses.replace(
-            p, width=max(8, p.width // 2 // 8 * 8), height=max(8, p.height // 2 // 8 * 8)))),
-        "one_step_fewer (info)": dataclasses.replace(req, params=dataclasses.replace(p, steps=max(1, p.steps - 1))),
+    out: dict[str, GenerationRequest | tuple] = {
+        name: change(req) for name, change in ALTERED.items()
+        if name != "other_checkpoint" or sibling(req.model) is not None
     }
-    if sib:
-        out["other_checkpoint"] = ("sibling", sib)
+    out["replayed_or_copied"] = dataclasses.replace(req, prompt="a red fox in a snowy forest", seed=req.seed + 99)
+    out["half_resolution"] = ("upscale", dataclasses.replace(req, params=dataclasses.replace(
+        p, width=max(8, p.width // 2 // 8 * 8), height=max(8, p.height // 2 // 8 * 8))))
     return out
 
 
-def generate(req: GenerationRequest, model_override: str | None = None) -> np.ndarray:
+def generate(req: GenerationRequest) -> np.ndarray:
     from app.config import get_settings
     from app.generation.service import get_engine
 
-    engine = get_engine(model_override or req.model, get_settings())
-    if model_override:
-        req = dataclasses.replace(req, model=model_override)
-    return engine.generate(req).pixels
+    return get_engine(req.model, get_settings()).generate(req).pixels
 
 
 def upscale(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -138,12 +131,10 @@ def main() -> int:
                 if isinstance(variant, tuple) and variant[0] == "upscale":
                     small = generate(variant[1])
                     out = upscale(small, req.params.width, req.params.height)
-                elif isinstance(variant, tuple):
-                    out = generate(req, model_override=variant[1])
                 else:
                     out = generate(variant)
                 cheat_d.setdefault(name, []).append(1 - similarity(ref, out) if out.shape == ref.shape else 1.0)
-        binding = {k: v for k, v in cheat_d.items() if "(info)" not in k}
+        binding = cheat_d  # every strategy binds: a miner may play any of them
         closest = min(binding, key=lambda k: min(binding[k]))
         d_honest, d_cheat = max(max(honest_d), 1e-12), min(binding[closest])
         threshold = 1 - math.sqrt(d_honest * d_cheat)

@@ -32,9 +32,24 @@ def sibling(model: str) -> str | None:
     return next((n for n, s in CATALOGUE.items() if s.architecture is arch and n != model), None)
 
 
+# Cheats that generate another request than the one asked for and claim it is that one. Each
+# saves GPU time or stands in for a model the miner does not run. The calibration bench
+# measures these same changes (bench/calibrate_verification.py imports ALTERED).
+ALTERED: dict[str, Callable[[GenerationRequest], GenerationRequest]] = {
+    "wrong_seed": lambda req: dataclasses.replace(req, seed=(req.seed + 1) % 2**32),
+    "fewer_steps": lambda req: _replace_params(req, steps=max(1, req.params.steps // 2)),
+    "one_step_fewer": lambda req: _replace_params(req, steps=max(1, req.params.steps - 1)),
+    "other_scheduler": lambda req: _replace_params(
+        req, scheduler=next(n for n in SCHEDULERS if n != req.params.scheduler)),
+    # guidance 1.0 turns classifier-free guidance off in diffusers: one UNet pass per step, not two
+    "no_cfg": lambda req: _replace_params(req, guidance=1.0),
+    "low_guidance": lambda req: _replace_params(req, guidance=round(req.params.guidance * 2 / 3, 3)),
+    "other_checkpoint": lambda req: dataclasses.replace(req, model=sibling(req.model)),
+}
+
+
 class Cheat:
-    strategies = ("wrong_seed", "fewer_steps", "other_scheduler", "half_resolution", "other_checkpoint", "blank",
-                  "error_text", "replay", "copy")
+    strategies = (*ALTERED, "half_resolution", "blank", "error_text", "replay", "copy")
 
     def __init__(self, strategy: str, model: str, *, database_url: str | None = None):
         if strategy not in self.strategies:
@@ -69,14 +84,7 @@ class Cheat:
             if copied is not None:
                 return read(copied), spec.media_type.value
             return read(run(dataclasses.replace(req, seed=(req.seed + 7) % 2**32))["artifact_path"]), spec.media_type.value
-        changed = {
-            "wrong_seed": lambda: dataclasses.replace(req, seed=(req.seed + 1) % 2**32),
-            "fewer_steps": lambda: _replace_params(req, steps=max(1, req.params.steps // 2)),
-            "other_scheduler": lambda: _replace_params(
-                req, scheduler=next(n for n in SCHEDULERS if n != req.params.scheduler)),
-            "other_checkpoint": lambda: dataclasses.replace(req, model=sibling(req.model)),
-        }[s]()
-        return read(run(changed)["artifact_path"]), spec.media_type.value
+        return read(run(ALTERED[s](req))["artifact_path"]), spec.media_type.value
 
     def _someone_elses(self, req: GenerationRequest) -> str | None:
         """The newest output another request produced for this model type (a different challenge)."""

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 NETUID = 2
 BLOCK_TIME = 0.1  # 360 blocks in 36 s
-CHEATS = ("wrong_seed", "fewer_steps", "other_scheduler", "half_resolution", "other_checkpoint", "blank",
-          "error_text", "replay", "copy")
+CHEATS = ("wrong_seed", "fewer_steps", "one_step_fewer", "other_scheduler", "no_cfg", "low_guidance",
+          "half_resolution", "other_checkpoint", "blank", "error_text", "replay", "copy")
 TIERS = [  # SPEC.md's table scaled down so that promotion shows within two epochs
     {"name": "Bronze", "request_success": 0, "validation_success": 0, "min_successes": 0, "reward_factor": 0.45,
      "request_limit": 1000},

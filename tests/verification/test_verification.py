@@ -78,3 +78,21 @@ def test_similarity_compares_frames_and_shapes():
     assert similarity(a, b) < 0.5
     with pytest.raises(ValueError):
         similarity(a, a[:2])
+
+
+def test_the_committed_calibration_separates_what_it_recorded():
+    """Each model type's threshold sits between its honest maximum and its closest cheat, and
+    that cheat is the minimum of every cheat recorded: a hand edit or a stale file fails here."""
+    from app.backends.registry import SERVED_MODELS
+    from app.testkit.cheats import ALTERED, sibling
+    from app.verification.thresholds import CALIBRATION
+
+    doc = json.loads(CALIBRATION.read_text())
+    assert set(doc["models"]) == set(SERVED_MODELS)
+    for model, m in doc["models"].items():
+        distance = 1 - m["threshold"]
+        assert m["honest_max_distance"] < distance < m["cheat_min_distance"], model
+        assert m["cheat_min_distance"] == min(m["cheats"].values()) == m["cheats"][m["closest_cheat"]], model
+        assert m["margin"] >= 10, f"{model}: margin x{m['margin']:.1f} is below the x10 the verifier needs"
+        expected = {n for n in ALTERED if n != "other_checkpoint" or sibling(model)}
+        assert expected <= set(m["cheats"]), f"{model}: not calibrated against {expected - set(m['cheats'])}"
