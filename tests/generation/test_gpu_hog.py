@@ -91,8 +91,10 @@ def test_an_expired_request_never_runs_and_none_outlives_its_hard_limit(settings
     hog = enqueue(small_request("RealisticVision", seed=50, steps=12, width=1024, height=1024))
     time.sleep(0.3)  # the hog holds the only worker
     late = enqueue(small_request("RealisticVision", seed=51), expires=0.5)  # its sender waits 0.5 s
-    stopped = enqueue(small_request("RealisticVision", seed=52, steps=50, width=1024, height=1024), expires=2.5)
     hog.get(timeout=60)
+    # Sent once the worker is free, so it starts at once (however long the hog took) and runs
+    # into its sender's 2.5 s while generating: it must stop at a step, not finish.
+    stopped = enqueue(small_request("RealisticVision", seed=52, steps=50, width=1024, height=1024), expires=2.5)
     with pytest.raises(Exception) as err:
         stopped.get(timeout=60)
     assert "GenerationTimeout" in type(err.value).__name__ or "time limit" in str(err.value), repr(err.value)

@@ -1,0 +1,154 @@
+"""Determinism and distances on an accelerator: the procedure issue 9 asks of a lent GPU.
+
+For every served model type, at the local network's challenge params (app/local_plan.py),
+one process per (device, dtype) generates the same requests twice; the bench then reports:
+- in-process: are the two runs' pixel hashes equal?
+- across processes: does a second process of the same (device, dtype) give the same hashes?
+- against the CPU fp32 reference: the largest distance (1 - cosine similarity of the
+  verifier's embedding) of each (device, dtype), next to the calibrated threshold;
+- with --unet: one SD1.5-size UNet (real widths, random weights) denoising step at
+  512x512 with classifier-free guidance (batch 2), timed against the dev UNet's step in
+  the same run: the ratio is what carries from one machine to another.
+
+Run on the device machine: .venv/bin/python bench/device_determinism.py --device cuda
+It runs on CPU too (--device cpu --dtypes float32), which checks the procedure itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.local_plan import LOCAL_CHALLENGES  # noqa: E402
+
+PROMPTS = ("a red circle on a blue background", "three yellow squares in a row", "a green triangle, top left")
+
+
+def requests(models: list[str], seeds: int) -> list[dict]:
+    return [{"model": m, "prompt": PROMPTS[s % len(PROMPTS)], "seed": 1000 + s, "params": LOCAL_CHALLENGES[m]}
+            for m in models for s in range(seeds)]
+
+
+def worker(folder: Path) -> None:
+    """Subprocess mode: generate every request on stdin twice; save pixels and hashes."""
+    from app.config import get_settings
+    from app.generation.service import get_engine
+    from app.protocol.request import parse_request
+
+    settings = get_settings()
+    hashes, env = [], None
+    for i, raw in enumerate(json.load(sys.stdin)):
+        req = parse_request(raw)
+        engine = get_engine(req.model, settings)
+        first, second = engine.generate(req), engine.generate(req)
+        np.save(folder / f"{i}.npy", first.pixels)
+        hashes.append([first.pixel_sha256, second.pixel_sha256])
+        env = first.environment
+    (folder / "result.json").write_text(json.dumps({"hashes": hashes, "environment": env}))
+
+
+def run_process(device: str, dtype: str, reqs: list[dict], tmp: Path, tag: str) -> tuple[dict, list[np.ndarray]]:
+    folder = tmp / tag
+    folder.mkdir()
+    env = {**os.environ, "SEEDGRID_DEVICE": device, "SEEDGRID_DTYPE": dtype}
+    proc = subprocess.run([sys.executable, __file__, "--worker", str(folder)], input=json.dumps(reqs), text=True,
+                          capture_output=True, env=env, cwd=ROOT)
+    if proc.returncode:
+        raise SystemExit(f"{tag} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads((folder / "result.json").read_text())
+    return result, [np.load(folder / f"{i}.npy") for i in range(len(reqs))]
+
+
+def unet_ratio(device: str, dtype: str, rounds: int) -> None:
+    """One denoising step of an SD1.5-size UNet at 512x512 (latents 64x64, CFG batch 2) vs the dev UNet's."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from app.backends.registry import dev_checkpoint_path
+    from app.config import get_settings
+
+    torch_dtype = getattr(torch, dtype)
+    real = UNet2DConditionModel(  # SD1.5's published UNet config, random weights (no download)
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    ).to(device, torch_dtype).eval()
+    dev = UNet2DConditionModel.from_pretrained(dev_checkpoint_path(get_settings(), "RealisticVision") / "unet")
+    dev = dev.to(device, torch_dtype).eval()
+
+    def step(unet, width: int) -> float:
+        latents = torch.randn(2, 4, 64, 64, device=device, dtype=torch_dtype)
+        text = torch.randn(2, 77, width, device=device, dtype=torch_dtype)
+        times = []
+        with torch.inference_mode():
+            for i in range(rounds + 2):
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                unet(latents, 500, encoder_hidden_states=text)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                if i >= 2:
+                    times.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(times)
+
+    params = sum(p.numel() for p in real.parameters()) / 1e6
+    t_real, t_dev = step(real, 768), step(dev, dev.config.cross_attention_dim)
+    print(f"UNet step at 512x512, CFG batch 2, {device} {dtype}: SD1.5 size ({params:.0f}M params) "
+          f"{t_real:.1f} ms | dev UNet {t_dev:.1f} ms | ratio {t_real / t_dev:.1f}")
+
+
+def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--worker":
+        worker(Path(sys.argv[2]))
+        return 0
+    from app.backends.registry import SERVED_MODELS
+    from app.verification.fingerprint import similarity
+    from app.verification.thresholds import threshold_for
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dtypes", default="float16,float32")
+    parser.add_argument("--models", default=",".join(SERVED_MODELS))
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--unet", action="store_true", help="also time an SD1.5-size UNet step at 512x512")
+    parser.add_argument("--unet-rounds", type=int, default=10)
+    args = parser.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    reqs = requests(models, args.seeds)
+    with tempfile.TemporaryDirectory() as tmp:
+        _, reference = run_process("cpu", "float32", reqs, Path(tmp), "cpu-float32-reference")
+        for dtype in [d.strip() for d in args.dtypes.split(",") if d.strip()]:
+            a, pixels = run_process(args.device, dtype, reqs, Path(tmp), f"{args.device}-{dtype}-a")
+            b, _ = run_process(args.device, dtype, reqs, Path(tmp), f"{args.device}-{dtype}-b")
+            env = a["environment"]
+            print(f"\n{args.device} {dtype} ({env.get('device_name')}, class {env.get('class')})")
+            for model in models:
+                idx = [i for i, r in enumerate(reqs) if r["model"] == model]
+                same_process = all(a["hashes"][i][0] == a["hashes"][i][1] for i in idx)
+                across = all(a["hashes"][i][0] == b["hashes"][i][0] for i in idx)
+                dist = max(1 - similarity(reference[i], pixels[i]) if pixels[i].shape == reference[i].shape
+                           else 1.0 for i in idx)
+                print(f"  {model:16} same process {'equal' if same_process else 'DIFFER'} | across processes "
+                      f"{'equal' if across else 'DIFFER'} | max distance to CPU fp32 {dist:.2e} "
+                      f"(threshold's {1 - threshold_for(model):.2e})")
+    if args.unet:
+        unet_ratio(args.device, "float16" if args.device.startswith("cuda") else "float32", args.unet_rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
