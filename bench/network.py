@@ -30,7 +30,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=120)
     args = parser.parse_args()
     from app.backends.registry import SERVED_MODELS
-    from app.local_network import LOCAL_CHALLENGES, free_port
+    from app.local_network import free_port
+    from app.local_plan import LOCAL_CHALLENGES
 
     state = Path(tempfile.mkdtemp(prefix="seedgrid-bench-network-"))
     dev = ROOT / ".seedgrid" / "checkpoints" / "dev"

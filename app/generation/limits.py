@@ -33,15 +33,11 @@ def longest_hard_limit(settings: Settings) -> float:
     return max(time_limits(settings, m)[1] for m in SERVED_MODELS)
 
 
-def derived_visibility_timeout(settings: Settings) -> float:
-    """Just above the longest hard limit.
+def broker_visibility_timeout(settings: Settings) -> float:
+    """SEEDGRID_VISIBILITY_TIMEOUT, else just above the longest hard limit.
 
     No task runs past it (the engine stops at the soft limit between steps), so a
     running task is never handed to a second worker, and a killed worker's task comes
     back within that bound, not twice it.
     """
-    return longest_hard_limit(settings) + REDELIVERY_MARGIN_S
-
-
-def broker_visibility_timeout(settings: Settings) -> float:
-    return settings.visibility_timeout or derived_visibility_timeout(settings)
+    return settings.visibility_timeout or longest_hard_limit(settings) + REDELIVERY_MARGIN_S

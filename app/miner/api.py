@@ -2,9 +2,9 @@
 
 Every request but /healthz is verified with bittensor's btauth/1 against this miner's
 hotkey (replays refused through a Redis nonce store shared by all API processes). Then,
-in this order: blacklist (403), input (400), quota (429), concurrency (429); then the
-request goes to the model's GPU queue with a priority from the caller's stake, and the
-API waits at most the model's timeout (504).
+in this order: blacklist (403), input (400), an in-flight slot within the caller's GPU
+share (429), quota (429); then the request goes to the model's GPU queue with a
+priority from the caller's stake, and the API waits at most the model's timeout (504).
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
+def worker_environment(redis_client: redis.Redis, model: str) -> dict | None:
+    """The environment fingerprint a GPU worker of this model type published at start, if any."""
+    env = redis_client.get(ENV_KEY.format(model=model))
+    return json.loads(env) if env else None
 
 
 def _error(status: int, error: str, detail: str, field: str | None = None, retry_after: int | None = None):
@@ -133,12 +138,11 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
     async def info(request: Request):
         caller, _ = await authenticated(request)
         admission.check_registered(caller)  # quotas and usage are for the subnet's members only
-        env = redis_client.get(ENV_KEY.format(model=spec.name))
         return InfoResponse(
             model=spec.name, total_volume=settings.total_volume, limit_interval=settings.limit_interval,
             max_concurrent=settings.max_concurrent_requests, min_stake=settings.min_stake,
             volume_per_validator=admission.quotas(), used_per_validator=admission.used(), version=__version__,
-            environment=json.loads(env) if env else None,
+            environment=worker_environment(redis_client, spec.name),
         )
 
     @app.post("/v1/generate", response_model=GenerateResponse,

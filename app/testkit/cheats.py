@@ -9,14 +9,18 @@ app/miner/api.honest_answer. Honest miners never import this package.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import time
 from typing import Callable
 
 import numpy as np
 
+from app.miner.api import read_artifact, run_generation, worker_environment
 from app.protocol import media
 from app.protocol.catalogue import CATALOGUE, SCHEDULERS, get_spec
 from app.protocol.request import GenerationRequest
+from app.protocol.schemas import GenerateResponse
 
 # What a cheater runs: (request to generate or None) and how to turn the result into the answer.
 Run = Callable[[GenerationRequest], dict]  # generate a request through the GPU queue; returns the task result
@@ -111,25 +115,16 @@ def _upscale(data: bytes, spec, width: int, height: int, fps: int | None) -> byt
 
 def cheat_answer(cheat: Cheat, redis_client) -> Callable:
     """The miner API's `answer` for a cheater: the cheat's bytes, with a hash and environment that look honest."""
-    import base64
-    import json
-    import time
-
-    from app.keys import WORKER_ENVIRONMENT
-    from app.miner.api import read_artifact, run_generation
-    from app.protocol.schemas import GenerateResponse
-
     def answer(req: GenerationRequest, priority: int, timeout: float, started: float) -> GenerateResponse:
         data, media_type = cheat.answer(req, lambda r: run_generation(r, priority, timeout), read_artifact)
         try:
             claimed = media.pixel_sha256(media.decode(data, media_type))
         except (media.MediaError, ValueError):
             claimed = "0" * 64
-        env = redis_client.get(WORKER_ENVIRONMENT.format(model=req.model))
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         return GenerateResponse(request_id=req.request_id, model=req.model, media_type=media_type,
                                 data=base64.b64encode(data).decode(), pixel_sha256=claimed,
                                 timings={"queued_ms": 0.0, "generate_ms": elapsed, "total_ms": elapsed},
-                                environment=json.loads(env) if env else {})
+                                environment=worker_environment(redis_client, req.model) or {})
 
     return answer

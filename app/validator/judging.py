@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.generation import artifacts
 from app.generation.limits import model_timeout, time_limits
+from app.generation.service import generate_and_record, settle_abandoned
 from app.models import Challenge, Response
 from app.protocol import media
 from app.protocol.catalogue import get_spec
@@ -42,8 +43,6 @@ def count_outcome(v: Validator, s: Session, response: Response, *, request_succe
 
 def reproduce(v: Validator, challenge_id: str, *, task_id: str | None = None) -> list[int]:
     """The ground truth, once per challenge; returns the answered responses to verify."""
-    from app.generation.service import generate_and_record
-
     with v.sessions() as s:
         challenge = s.get(Challenge, challenge_id)
         request = dict(challenge.request)
@@ -137,8 +136,6 @@ def settle_stale(v: Validator, *, now: float | None = None) -> dict:
 
 def settle_abandoned_generations(v: Validator) -> int:
     """The validator's own reproductions that a killed GPU worker left running."""
-    from app.generation.service import settle_abandoned
-
     return settle_abandoned(v.settings)
 
 

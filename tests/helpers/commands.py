@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..conftest import ROOT
+
 SEEDGRID = str(Path(sys.executable).parent / "seedgrid")
 
 

@@ -108,8 +108,8 @@ def test_a_bad_answer_is_counted_at_once_in_the_epoch_of_its_challenge(v, hostil
         outcome = s.scalar(select(Outcome).where(Outcome.response_id == plan.response_ids[0]))
         assert outcome is not None and not outcome.request_success and outcome.epoch == 2
         assert s.get(MinerState, "RealisticVision-0").interval_attempts == 1
-        assert "malformed" in s.get(Response, plan.response_ids[0]).error or \
-            s.get(Response, plan.response_ids[0]).http_status is not None
+        response = s.get(Response, plan.response_ids[0])
+        assert "malformed_answer" in response.error and response.http_status == 200, response.error
     assert rounds.query_miner(v, plan.response_ids[0]) == "error", "a redelivered query does nothing"
 
 
