@@ -46,6 +46,25 @@ class Settings(_Fields):
                 raise ValueError(f"{name}: {exc.field}: {exc.message}") from None
         return value
 
+    @field_validator("calibration_file")
+    @classmethod
+    def _calibration_file(cls, value: Path | None) -> Path | None:
+        # A validator must not start on a file it cannot read: every tolerant verdict would
+        # fall back to one strict threshold.
+        if value is None:
+            return value
+        import json
+
+        try:
+            doc = json.loads(Path(value).read_text())
+        except OSError as exc:
+            raise ValueError(f"cannot read {value} ({exc.strerror}); write one with `seedgrid calibrate`") from None
+        except ValueError:
+            raise ValueError(f"{value} is not JSON; write a calibration with `seedgrid calibrate`") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
+            raise ValueError(f"{value} holds no calibrated models; write one with `seedgrid calibrate`")
+        return value
+
     @field_validator("tier_table")
     @classmethod
     def _tiers(cls, value: str | None) -> str | None:

@@ -159,7 +159,13 @@ def start(settings: Settings, plan: Plan) -> Topology:
         m["port"] = port
         argv = [seedgrid, "miner", "serve", "--model", m["model"], "--wallet", NETWORK, "--hotkey", name,
                 "--port", str(port)] + (["--cheat", m["cheat"]] if m["cheat"] else [])
-        replicas.append(Replica(name, argv, env))
+        menv = env
+        if m["cheat"] == "reduced_precision":  # its own GPU worker in bfloat16, on a broker of its own
+            menv = {**env, "SEEDGRID_DTYPE": "bfloat16",
+                    "SEEDGRID_REDIS_URL": settings.broker_url.rsplit("/", 1)[0] + f"/{REDUCED_PRECISION_DB}"}
+            replicas.append(Replica(f"{name} gpu worker", [sys.executable, "-m", "workers.gpu", "--model", m["model"],
+                                                           "--name", "local-gpu-bf16"], menv))
+        replicas.append(Replica(name, argv, menv))
     for role in ("io", "default", "gpu", "beat"):
         extra = ["--model", ",".join(models)] if role == "gpu" else []  # reproduce only what is served
         replicas.append(Replica(f"validator {role}", [sys.executable, "-m", "workers.validator", role, *extra], env))
@@ -174,6 +180,7 @@ def start(settings: Settings, plan: Plan) -> Topology:
 
 
 FLOWER_USER = "seedgrid"
+REDUCED_PRECISION_DB = 12  # the reduced-precision cheater's own broker (a Redis database of the same server)
 
 
 def flower_credentials(settings: Settings) -> tuple[str, str]:

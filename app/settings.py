@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     tier_table: str | None = Field(None, description="JSON tier table, lowest first (SPEC.md's by default)")
     verification_thresholds: dict[str, float] = Field(default_factory=dict,
                                                       description="per-model cosine thresholds (calibrated by default)")
+    calibration_file: Path | None = Field(None, description="a calibration written by `seedgrid calibrate` "
+                                                            "(default: the one that ships with Seedgrid)")
     artifact_retention: float = Field(3 * 24 * 3600.0, gt=0, description="seconds validator artifacts are kept")
     query_grace: float = Field(5.0, ge=0, description="seconds beyond a model's timeout a query may take")
     wandb: bool = Field(False, description="log samples and scores to Weights & Biases (WANDB_MODE=offline works)")

@@ -144,7 +144,7 @@ def main() -> int:
                            else 1.0 for i in idx)
                 print(f"  {model:16} same process {'equal' if same_process else 'DIFFER'} | across processes "
                       f"{'equal' if across else 'DIFFER'} | max distance to CPU fp32 {dist:.2e} "
-                      f"(threshold's {1 - threshold_for(model):.2e})")
+                      f"(threshold's {threshold_for(model).distance:.2e})")
     if args.unet:
         unet_ratio(args.device, "float16" if args.device.startswith("cuda") else "float32", args.unet_rounds)
     return 0

@@ -29,6 +29,8 @@ CASES = [  # (variable, value, words the one line must hold)
     ("SEEDGRID_DATABASE_URL", f"mysql://u:{SECRET}@h/db", "postgresql"),
     ("SEEDGRID_MODEL_PATHS", "{not json", "not valid JSON"),
     ("SEEDGRID_THREADS", "many", "SEEDGRID_THREADS"),
+    ("SEEDGRID_CALIBRATION_FILE", "/nonexistent/calibration.json", "seedgrid calibrate"),
+    ("SEEDGRID_CALIBRATION_FILE", "/etc/hostname", "not JSON"),
 ]
 
 

@@ -56,5 +56,5 @@ class Backend(Protocol):
     def load(self, spec: ModelSpec, checkpoint: Path, placement: Placement, *, config: Path | None = None) -> Engine:
         """Load the model type's checkpoint (a folder, or a single file with `config`)."""
 
-    def build_dev_checkpoint(self, spec: ModelSpec, folder: Path, *, force: bool = False) -> bool:
+    def build_dev_checkpoint(self, spec: ModelSpec, folder: Path, *, force: bool = False, random: bool = False) -> bool:
         """Write a tiny checkpoint of the real architecture; False when a complete one is there."""

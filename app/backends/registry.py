@@ -58,6 +58,8 @@ def load_engine(settings: Settings, model: str) -> Engine:
                                   config=settings.model_configs.get(model))
 
 
-def build_dev_checkpoint(settings: Settings, model: str, *, force: bool = False) -> bool:
+def build_dev_checkpoint(settings: Settings, model: str, *, force: bool = False, random: bool = False) -> bool:
+    """Build `model`'s dev checkpoint: the shipped trained weights, or seeded random ones with `random`."""
     spec = served_spec(model)
-    return backend_for(spec).build_dev_checkpoint(spec, dev_checkpoint_path(settings, model), force=force)
+    return backend_for(spec).build_dev_checkpoint(spec, dev_checkpoint_path(settings, model), force=force,
+                                                  random=random)

@@ -118,21 +118,58 @@ def models_list() -> None:
 @models.command("build-dev")
 @click.option("--model", "names", multiple=True, help="only these model types (default: every served type)")
 @click.option("--force", is_flag=True, help="rebuild even when a complete checkpoint is there")
-def models_build_dev(names: tuple[str, ...], force: bool) -> None:
-    """Build tiny dev checkpoints (real architectures, seeded random weights)."""
+@click.option("--random", "random_", is_flag=True,
+              help="seeded random weights instead of the shipped trained ones (architecture-only tests)")
+def models_build_dev(names: tuple[str, ...], force: bool, random_: bool) -> None:
+    """Build tiny dev checkpoints (real architectures; the shipped trained weights, or random ones)."""
+    from app.backends.diffusers.devbuild import weights_kind
     from app.backends.registry import (
         SERVED_MODELS,
         build_dev_checkpoint,
         dev_checkpoint_path,
+        served_spec,
     )
 
     settings = _settings()
     for name in names or SERVED_MODELS:
         try:
-            built = build_dev_checkpoint(settings, name, force=force)
+            built = build_dev_checkpoint(settings, name, force=force, random=random_)
         except InvalidRequest as exc:
             raise click.ClickException(str(exc)) from None
-        click.echo(f"{name:16} {'built' if built else 'up to date':10} {dev_checkpoint_path(settings, name)}")
+        kind = weights_kind(served_spec(name), random_).split(":")[0]
+        click.echo(f"{name:16} {'built' if built else 'up to date':10} {kind:8} {dev_checkpoint_path(settings, name)}")
+
+
+@models.command("train-dev")
+@click.option("--vae-steps", type=click.IntRange(1, 100_000), default=None, help="VAE training steps")
+@click.option("--steps", type=click.IntRange(1, 100_000), default=None, help="denoiser steps per model type")
+@click.option("--pictures", type=click.IntRange(16, 1_000_000), default=None, help="training pictures per model type")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where the weights go (default: the folder that ships with Seedgrid)")
+@click.option("--keep-vae", is_flag=True, help="train the denoisers against the VAE already there")
+def models_train_dev(vae_steps: int | None, steps: int | None, pictures: int | None, out: Path | None,
+                     keep_vae: bool) -> None:
+    """Train the dev checkpoints on the procedural world (seeded; about 20 minutes on 2 CPU cores).
+
+    The weights that ship with Seedgrid were made by this command with its defaults;
+    `seedgrid models build-dev` then builds checkpoints from them.
+    """
+    import dataclasses
+
+    from app.backends.diffusers.devbuild import train_dev_weights
+    from app.backends.diffusers.devtrain import WEIGHTS, Budget
+    from app.backends.diffusers.loading import quiet_libraries
+    from app.backends.registry import SERVED_MODELS, served_spec
+    from app.validator.prompts import synthetic_prompt
+
+    quiet_libraries()
+    changes = {k: v for k, v in {"vae_steps": vae_steps, "denoiser_steps": steps, "pictures": pictures}.items() if v}
+    budget = dataclasses.replace(Budget(), **changes)
+    specs = [served_spec(name) for name in SERVED_MODELS]
+    if keep_vae and not ((out or WEIGHTS) / "vae.safetensors").exists():
+        raise click.BadParameter(f"there is no VAE in {out or WEIGHTS} to keep", param_hint="--keep-vae")
+    train_dev_weights(specs, synthetic_prompt, budget, click.echo, out=out, keep_vae=keep_vae)
+    click.echo(f"weights written to {out or WEIGHTS}; `seedgrid models build-dev` rebuilds the checkpoints from them")
 
 
 @models.command("export-single-file")
@@ -294,6 +331,42 @@ def redis_stop() -> None:
     settings = _settings()
     stopped = stop_embedded(settings.state_path / "redis" / "redis.pid")
     click.echo("stopped" if stopped else "not running")
+
+
+# --- calibration ----------------------------------------------------------------------
+@main.command()
+@click.option("--models", default=None, help="comma-separated model types (default: every served type)")
+@click.option("--challenges", type=click.IntRange(1, 10_000), default=24, show_default=True,
+              help="challenges per model type, half at the local sizes and half at the catalogue defaults")
+@click.option("--sizes", type=click.Choice(["both", "local", "default"]), default="both", show_default=True,
+              help="challenge sizes: the local network's, the catalogue defaults, or half of each")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="where to write it (default: calibration.json in the state folder)")
+def calibrate(models: str | None, challenges: int, sizes: str, out: Path | None) -> None:
+    """Measure honest and cheating distances on this machine and write a calibration file.
+
+    Honest outputs come from separate processes with another thread count and other CPU
+    ISAs; every cheat the verifier must catch is generated too. Point the validator at the
+    file with SEEDGRID_CALIBRATION_FILE. This takes minutes per model type.
+    """
+    from app.backends.registry import SERVED_MODELS
+    from app.testkit.calibration import calibrate as run
+    from app.testkit.calibration import write
+
+    settings = _settings()
+    names = [m.strip() for m in (models or ",".join(SERVED_MODELS)).split(",") if m.strip()]
+    unknown = [m for m in names if m not in SERVED_MODELS]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)} not served here; choose from {', '.join(SERVED_MODELS)}",
+                                 param_hint="--models")
+    doc = run(names, challenges, settings, log=click.echo,
+              sizes=("local", "default") if sizes == "both" else (sizes,))
+    target = out or settings.state_path / "calibration.json"
+    write(doc, target)
+    low = [m for m, row in doc["models"].items() if row["margin"] < 10]
+    click.echo(f"wrote {target}; use it with SEEDGRID_CALIBRATION_FILE={target}")
+    if low:
+        click.echo(f"warning: margin below x10 for {', '.join(low)}: those cheats sit close to honest drift here")
 
 
 # --- demo -----------------------------------------------------------------------------

@@ -89,8 +89,12 @@ def _ffmpeg() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def encode_mp4(frames: np.ndarray, fps: int) -> bytes:
+def encode_mp4(frames: np.ndarray, fps: int, overrides: list[str] | None = None) -> bytes:
+    """H.264 MP4 by the fixed recipe; `overrides` (["-crf", "8"]) replace the recipe's values of those options."""
     arr = to_uint8(frames)
+    params = list(MP4_ENCODE_PARAMS)
+    for option, value in zip((overrides or [])[::2], (overrides or [])[1::2]):
+        params[params.index(option) + 1] = value
     n, height, width, _ = arr.shape
     if height % 2 or width % 2:
         raise MediaError(f"H.264 needs even frame sizes, got {width}x{height}")
@@ -99,7 +103,7 @@ def encode_mp4(frames: np.ndarray, fps: int) -> bytes:
         cmd = [
             _ffmpeg(), "-hide_banner", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-            "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", *MP4_ENCODE_PARAMS, path,
+            "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", *params, path,
         ]
         proc = subprocess.run(cmd, input=arr.tobytes(), capture_output=True)
         if proc.returncode != 0:

@@ -53,7 +53,8 @@ ALTERED: dict[str, Callable[[GenerationRequest], GenerationRequest]] = {
 
 
 class Cheat:
-    strategies = (*ALTERED, "half_resolution", "blank", "error_text", "replay", "copy")
+    # reduced_precision: the cheater's GPU worker runs in bfloat16 (SEEDGRID_DTYPE), its answers claim float32
+    strategies = (*ALTERED, "half_resolution", "reduced_precision", "blank", "error_text", "replay", "copy")
 
     def __init__(self, strategy: str, model: str, *, database_url: str | None = None):
         if strategy not in self.strategies:
@@ -88,7 +89,19 @@ class Cheat:
             if copied is not None:
                 return read(copied), spec.media_type.value
             return read(run(dataclasses.replace(req, seed=(req.seed + 7) % 2**32))["artifact_path"]), spec.media_type.value
+        if s == "reduced_precision":  # the request as asked, on a worker of lower precision
+            return read(run(req)["artifact_path"]), spec.media_type.value
         return read(run(ALTERED[s](req))["artifact_path"]), spec.media_type.value
+
+    def claimed_environment(self, actual: dict) -> dict:
+        """The environment a cheater's answer claims: a reduced-precision one passes itself off as float32."""
+        if self.strategy != "reduced_precision" or not actual:
+            return actual
+        from app.backends.diffusers.determinism import environment_class
+
+        claimed = {**actual, "dtype": "float32"}
+        claimed["class"] = environment_class(claimed)
+        return claimed
 
     def _someone_elses(self, req: GenerationRequest) -> str | None:
         """The newest output another request produced for this model type (a different challenge)."""
@@ -125,6 +138,6 @@ def cheat_answer(cheat: Cheat, redis_client) -> Callable:
         return GenerateResponse(request_id=req.request_id, model=req.model, media_type=media_type,
                                 data=base64.b64encode(data).decode(), pixel_sha256=claimed,
                                 timings={"queued_ms": 0.0, "generate_ms": elapsed, "total_ms": elapsed},
-                                environment=worker_environment(redis_client, req.model) or {})
+                                environment=cheat.claimed_environment(worker_environment(redis_client, req.model) or {}))
 
     return answer

@@ -77,6 +77,8 @@ def verify_response(v: Validator, response_id: int) -> str | None:
             return response.verdict_rung
         expected_path, expected_sha, model = challenge.reproduction_path, challenge.reproduction_sha256, challenge.model
         media_type, artifact_path, challenge_id = response.media_type or "", response.artifact_path, challenge.id
+        threshold = threshold_for(model, v.settings, reference_env=challenge.reproduction_env,
+                                  miner_env=response.environment)
     spec = get_spec(model)
     expected = media.decode(artifacts.load(Path(expected_path)), spec.media_type)
     data = Path(artifact_path).read_bytes() if artifact_path else b""
@@ -87,7 +89,8 @@ def verify_response(v: Validator, response_id: int) -> str | None:
 
     verdict = verifier_for(spec.media_type)(
         data=data, media_type=media_type, expected_pixels=expected, expected_sha256=expected_sha,
-        expected_media_type=spec.media_type.value, threshold=threshold_for(model, v.settings), duplicate_of=duplicate)
+        expected_media_type=spec.media_type.value, threshold=threshold.similarity, threshold_basis=threshold.basis,
+        duplicate_of=duplicate)
     try:
         with v.sessions() as s:
             response = records.record_verdict(s, response_id=response_id, verdict=verdict)

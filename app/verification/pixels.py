@@ -18,7 +18,7 @@ BLANK_STD = 2.0  # uint8 standard deviation below which an output is a flat fiel
 
 
 def verify(*, data: bytes, media_type: str, expected_pixels: np.ndarray, expected_sha256: str,
-           expected_media_type: str, threshold: float,
+           expected_media_type: str, threshold: float, threshold_basis: str = "",
            duplicate_of: str | Callable[[str], str | None] | None = None) -> Verdict:
     """Judge one response against the validator's reproduction.
 
@@ -47,6 +47,8 @@ def verify(*, data: bytes, media_type: str, expected_pixels: np.ndarray, expecte
         return Verdict("exact", 1.0, "pixel hash equals the reproduction's", digest)
     sim = similarity(pixels, expected_pixels)
     # distances (1 - similarity) read better than similarities this close to 1
+    basis = f" ({threshold_basis})" if threshold_basis else ""
     if sim >= threshold:
-        return Verdict("tolerant", sim, f"distance {1 - sim:.2e} within the threshold's {1 - threshold:.2e}", digest)
-    return failed(f"distance {1 - sim:.2e} beyond the threshold's {1 - threshold:.2e}", sim, digest)
+        return Verdict("tolerant", sim, f"distance {1 - sim:.2e} within the threshold's {1 - threshold:.2e}{basis}",
+                       digest)
+    return failed(f"distance {1 - sim:.2e} beyond the threshold's {1 - threshold:.2e}{basis}", sim, digest)

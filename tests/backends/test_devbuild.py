@@ -2,7 +2,14 @@
 
 import json
 
-from app.backends.diffusers.devbuild import MANIFEST, build_dev_checkpoint, is_built
+from app.backends.diffusers import devtrain
+from app.backends.diffusers.devbuild import (
+    MANIFEST,
+    build_dev_checkpoint,
+    is_built,
+    train_dev_weights,
+    weights_kind,
+)
 from app.protocol.catalogue import CATALOGUE
 
 
@@ -11,6 +18,7 @@ def test_build_is_reproducible_and_idempotent(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     assert build_dev_checkpoint(spec, a) is True
     assert build_dev_checkpoint(spec, b) is True
+    assert json.loads((a / MANIFEST).read_text())["weights"] == weights_kind(spec), "the shipped weights, if any"
     files_a = json.loads((a / MANIFEST).read_text())["files"]
     assert files_a == json.loads((b / MANIFEST).read_text())["files"], "same seed, same bytes"
     assert build_dev_checkpoint(spec, a) is False, "a complete checkpoint is left alone"
@@ -34,3 +42,29 @@ def test_two_sd15_types_have_different_weights(tmp_path):
     ha = json.loads((a / MANIFEST).read_text())["files"]["unet/diffusion_pytorch_model.safetensors"]
     hb = json.loads((b / MANIFEST).read_text())["files"]["unet/diffusion_pytorch_model.safetensors"]
     assert ha != hb
+
+
+def test_trained_weights_are_built_in_and_random_builds_stay_available(tmp_path, monkeypatch):
+    """A few steps of `seedgrid models train-dev` into a folder: builds take its weights, and
+    `random=True` still builds seeded random ones; switching between them rebuilds."""
+    spec = CATALOGUE["RealisticVision"]
+    weights = tmp_path / "weights"
+    info = train_dev_weights([spec], lambda i: f"a red fox standing at night {i}",
+                             devtrain.Budget(vae_steps=2, denoiser_steps=2, pictures=16, batch=4), lambda _m: None,
+                             out=weights)
+    assert info["looks"] == {"RealisticVision": "shaded"} and info["vae_scaling_factor"] > 0
+    assert {p.name for p in (weights / "RealisticVision").iterdir()} == {"unet.safetensors",
+                                                                       "text_encoder.safetensors"}
+    monkeypatch.setattr(devtrain, "WEIGHTS", weights)
+    folder = tmp_path / "rv"
+    assert build_dev_checkpoint(spec, folder) is True
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["weights"].startswith("trained:")
+    vae_config = json.loads((folder / "vae" / "config.json").read_text())
+    assert vae_config["scaling_factor"] == info["vae_scaling_factor"]
+    assert is_built(folder, spec) and not is_built(folder, spec, random=True)
+    assert build_dev_checkpoint(spec, folder, random=True) is True
+    random_manifest = json.loads((folder / MANIFEST).read_text())
+    assert random_manifest["weights"] == "random"
+    unet = "unet/diffusion_pytorch_model.safetensors"
+    assert random_manifest["files"][unet] != manifest["files"][unet]

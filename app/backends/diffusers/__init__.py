@@ -24,24 +24,26 @@ class DiffusersBackend:
         self._runtime = None
 
     def runtime(self, placement: Placement):
-        """Pin this process's torch settings once; every engine in it shares them."""
-        from app.backends.diffusers.determinism import configure
+        """Pin this process's torch settings (threads, deterministic kernels) once; the dtype is the placement's."""
+        import dataclasses
+
+        from app.backends.diffusers.determinism import configure, resolve_dtype
 
         if self._runtime is None:
             self._runtime = configure(placement.device, placement.dtype, placement.threads)
-        return self._runtime
+        return dataclasses.replace(self._runtime, dtype=resolve_dtype(placement.dtype, self._runtime.device))
 
     def load(self, spec: ModelSpec, checkpoint: Path, placement: Placement, *, config: Path | None = None):
         from app.backends.diffusers.engine import Engine
 
         return Engine.load(spec, checkpoint, self.runtime(placement), config)
 
-    def build_dev_checkpoint(self, spec: ModelSpec, folder: Path, *, force: bool = False) -> bool:
+    def build_dev_checkpoint(self, spec: ModelSpec, folder: Path, *, force: bool = False, random: bool = False) -> bool:
         from app.backends.diffusers.devbuild import build_dev_checkpoint
         from app.backends.diffusers.loading import quiet_libraries
 
         quiet_libraries()
-        return build_dev_checkpoint(spec, folder, force=force)
+        return build_dev_checkpoint(spec, folder, force=force, random=random)
 
 
 BACKEND = DiffusersBackend()

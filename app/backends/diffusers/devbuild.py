@@ -1,4 +1,4 @@
-"""Dev checkpoints: the real architectures at tiny widths with seeded random weights.
+"""Dev checkpoints: the real architectures at tiny widths, trained briefly or seeded random.
 
 No weights can be downloaded, so every model type gets a checkpoint the project builds
 itself: the same diffusers classes a real checkpoint uses (UNet2DConditionModel +
@@ -8,25 +8,31 @@ for SDXL; UNet3DConditionModel for text-to-video-ms-1.7b), saved with
 keeps four blocks, so images are downsampled by 8 as in the real models and the request
 sizes of SPEC.md apply unchanged.
 
-Building is idempotent and reproducible: weights come from a seed derived from the
-model type's name, and a manifest of file hashes is written last; a folder whose
-manifest matches its files is left alone.
+Weights: the trained ones that ship in devweights/ (devtrain.py made them from the
+procedural world in devworld.py; `seedgrid models train-dev` makes them again), or with
+`random=True` seeded random weights, for tests that need the architecture only.
+
+Building is idempotent and reproducible: random weights come from a seed derived from
+the model type's name, and a manifest of file hashes is written last; a folder whose
+manifest matches its files and weights is left alone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
 import zlib
 from pathlib import Path
 
+from app.backends.diffusers import devtrain
 from app.backends.diffusers.schedulers import scheduler_for
 from app.backends.diffusers.tokenizer import BOS, EOS, build_clip_tokenizer, vocab_size
 from app.protocol.catalogue import Architecture, ModelSpec
 
 MANIFEST = "seedgrid-dev-manifest.json"
-FORMAT_VERSION = 1  # bump when the tiny architectures change, so old folders are rebuilt
+FORMAT_VERSION = 2  # bump when the tiny architectures change, so old folders are rebuilt
 
 # Tiny widths: large enough to be real networks (attention, resnets, every block type),
 # small enough that a 512x512 image takes about a second on one CPU core.
@@ -131,8 +137,19 @@ def _file_hashes(folder: Path) -> dict[str, str]:
     }
 
 
-def is_built(folder: Path, spec: ModelSpec) -> bool:
-    """True when the folder holds a complete dev checkpoint of this spec and format."""
+def weights_kind(spec: ModelSpec, random: bool = False) -> str:
+    """What a build of `spec` holds: "trained:<hash of the shipped files>" or "random"."""
+    files = None if random else devtrain.trained_weights(spec)
+    if files is None:
+        return "random"
+    digest = hashlib.sha256((devtrain.WEIGHTS / "weights.json").read_bytes())
+    for name, path in sorted(files.items()):
+        digest.update(name.encode() + path.read_bytes())
+    return "trained:" + digest.hexdigest()[:16]
+
+
+def is_built(folder: Path, spec: ModelSpec, random: bool = False) -> bool:
+    """True when the folder holds a complete dev checkpoint of this spec, format and weights."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
@@ -140,27 +157,80 @@ def is_built(folder: Path, spec: ModelSpec) -> bool:
     return (
         manifest.get("format") == FORMAT_VERSION
         and manifest.get("model") == spec.name
+        and manifest.get("weights") == weights_kind(spec, random)
         and manifest.get("files") == _file_hashes(folder)
     )
 
 
-def build_dev_checkpoint(spec: ModelSpec, folder: Path, *, force: bool = False) -> bool:
-    """Build `spec`'s dev checkpoint into `folder`; return False when it was already there."""
+def _random_pipeline(spec: ModelSpec):
     import torch
 
     if spec.architecture not in _BUILDERS:
         raise ValueError(f"{spec.name} is not a diffusers model type; it has no dev checkpoint here")
-    if not force and is_built(folder, spec):
-        return False
-    tmp = folder.with_name(folder.name + ".building")
-    shutil.rmtree(tmp, ignore_errors=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(model_seed(spec.name))
-        pipe = _BUILDERS[spec.architecture](spec)
+        return _BUILDERS[spec.architecture](spec)
+
+
+def _load_trained(pipe, files: dict[str, Path]) -> None:
+    for component, path in files.items():
+        devtrain.load_component(getattr(pipe, component), path)
+    pipe.vae.register_to_config(scaling_factor=devtrain.weights_info()["vae_scaling_factor"])
+
+
+def build_dev_checkpoint(spec: ModelSpec, folder: Path, *, force: bool = False, random: bool = False) -> bool:
+    """Build `spec`'s dev checkpoint into `folder`; return False when it was already there.
+
+    It holds the shipped trained weights when there are some, else (or with `random`)
+    seeded random ones.
+    """
+    if not force and is_built(folder, spec, random):
+        return False
+    pipe = _random_pipeline(spec)
+    kind = weights_kind(spec, random)
+    if kind != "random":
+        _load_trained(pipe, devtrain.trained_weights(spec))
+    tmp = folder.with_name(folder.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
     pipe.save_pretrained(tmp, safe_serialization=True)
     manifest = {"format": FORMAT_VERSION, "model": spec.name, "architecture": spec.architecture.value,
-                "tokens": {"bos": BOS, "eos": EOS}, "files": _file_hashes(tmp)}
+                "weights": kind, "tokens": {"bos": BOS, "eos": EOS}, "files": _file_hashes(tmp)}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)  # the manifest lands with the folder: a half-built folder never looks complete
     return True
+
+
+def train_dev_weights(specs: list[ModelSpec], captions, budget: devtrain.Budget, log,
+                      out: Path | None = None, keep_vae: bool = False) -> dict:
+    """Train one VAE for all, then each spec's text encoders and UNet; write the weights to `out`.
+
+    keep_vae: train the denoisers against the VAE already in `out` (its latent space stays).
+    """
+    out = out or devtrain.WEIGHTS
+    specs = [s for s in specs if s.architecture in _BUILDERS]
+    if not specs:
+        raise ValueError("no diffusers model type to train")
+    vae = _random_pipeline(specs[0]).vae
+    if keep_vae:
+        devtrain.load_component(vae, out / "vae.safetensors")
+    else:
+        devtrain.train_vae(vae, captions, budget, log)
+        devtrain.save_component(vae, out / "vae.safetensors")
+        devtrain.load_component(vae, out / "vae.safetensors")  # the shipped fp16 weights, as builds will load them
+    scaling = devtrain.latent_scale(vae, captions, budget)
+    vae.register_to_config(scaling_factor=scaling)
+    trained = {}
+    for spec in specs:
+        pipe = _random_pipeline(spec)
+        pipe.vae.load_state_dict(vae.state_dict())
+        pipe.vae.register_to_config(scaling_factor=scaling)
+        devtrain.train_denoiser(pipe, spec, captions, budget, log)
+        for component in ("unet", "text_encoder", "text_encoder_2"):
+            if getattr(pipe, component, None) is not None:
+                devtrain.save_component(getattr(pipe, component), out / spec.name / f"{component}.safetensors")
+        trained[spec.name] = devtrain.look_of(spec)
+    info = {"vae_scaling_factor": scaling, "looks": trained, "budget": dataclasses.asdict(budget),
+            "made_by": "seedgrid models train-dev" + (" --keep-vae" if keep_vae else "")}
+    (out / "weights.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return info

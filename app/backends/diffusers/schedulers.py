@@ -10,7 +10,7 @@ from __future__ import annotations
 from app.protocol.catalogue import SCHEDULERS
 
 # SD1.5's noise schedule: what a dev checkpoint's scheduler config holds.
-_NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
+NOISE_SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
                    "steps_offset": 1}
 
 
@@ -20,5 +20,5 @@ def scheduler_for(name: str, base_config: dict | None = None):
 
     cls_name, overrides = SCHEDULERS[name]
     cls = getattr(diffusers, cls_name)
-    config = {**_NOISE_SCHEDULE, **(base_config or {}), **overrides}
+    config = {**NOISE_SCHEDULE, **(base_config or {}), **overrides}
     return cls.from_config(config)
