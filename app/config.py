@@ -9,6 +9,7 @@ names the variable (app/explain.py), never in the middle of a round.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -53,8 +54,6 @@ class Settings(_Fields):
         # fall back to one strict threshold.
         if value is None:
             return value
-        import json
-
         try:
             doc = json.loads(Path(value).read_text())
         except OSError as exc:

@@ -145,14 +145,13 @@ def models_build_dev(names: tuple[str, ...], force: bool, random_: bool) -> None
 @click.option("--steps", type=click.IntRange(1, 100_000), default=None, help="denoiser steps per model type")
 @click.option("--pictures", type=click.IntRange(16, 1_000_000), default=None, help="training pictures per model type")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="where the weights go (default: the folder that ships with Seedgrid)")
+              help="where the weights go (default: app/backends/diffusers/devweights, which build-dev reads)")
 @click.option("--keep-vae", is_flag=True, help="train the denoisers against the VAE already there")
 def models_train_dev(vae_steps: int | None, steps: int | None, pictures: int | None, out: Path | None,
                      keep_vae: bool) -> None:
     """Train the dev checkpoints on the procedural world (seeded; about 20 minutes on 2 CPU cores).
 
-    The weights that ship with Seedgrid were made by this command with its defaults;
-    `seedgrid models build-dev` then builds checkpoints from them.
+    `seedgrid models build-dev` then builds checkpoints from the weights it writes.
     """
     import dataclasses
 

@@ -42,7 +42,7 @@ from app.local_plan import LOCAL_CHALLENGES
 from app.protocol import media
 from app.protocol.catalogue import CATALOGUE
 from app.protocol.request import GenerationRequest, parse_request
-from app.testkit.cheats import ALTERED, sibling
+from app.testkit.cheats import ALTERED, half_resolution, sibling, upscale
 from app.verification.fingerprint import similarity
 from app.verification.thresholds import kind_of, pair_key
 
@@ -77,10 +77,6 @@ def challenges(model: str, n: int, sizes=SIZES, seed: int = 7) -> list[Generatio
     return out
 
 
-def _replace_params(req: GenerationRequest, **changes) -> GenerationRequest:
-    return dataclasses.replace(req, params=dataclasses.replace(req.params, **changes))
-
-
 def cheat_requests(req: GenerationRequest) -> dict[str, GenerationRequest]:
     """Every cheat that generates another request than the one asked for."""
     out = {name: change(req) for name, change in ALTERED.items() if name != "other_checkpoint" or sibling(req.model)}
@@ -109,13 +105,10 @@ class Generator:
 
 
 def _half_resolution(gen: Generator, req: GenerationRequest) -> np.ndarray:
-    from PIL import Image
-
-    p = req.params
-    small = gen.pixels(_replace_params(req, width=max(8, p.width // 2 // 8 * 8), height=max(8, p.height // 2 // 8 * 8)))
-    big = np.stack([np.asarray(Image.fromarray(f).resize((p.width, p.height), Image.Resampling.BICUBIC)) for f in small])
-    kind = media.MediaType.PNG if big.shape[0] == 1 else media.MediaType.MP4
-    return media.decode(media.encode(big, kind, fps=p.fps or 8), kind)
+    """What the half_resolution cheater delivers, as the validator decodes it."""
+    p, kind = req.params, CATALOGUE[req.model].media_type
+    big = upscale(gen.pixels(half_resolution(req)), p.width, p.height)
+    return media.decode(media.encode(big, kind, fps=p.fps), kind)
 
 
 def encoder_variants(frames: np.ndarray, fps: int, seed: int) -> dict[str, np.ndarray]:
@@ -219,9 +212,9 @@ def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = 
             "seconds": round(time.time() - t0), "models": results}
 
 
-def write(doc: dict, path: Path, *, merge: bool = True) -> None:
+def write(doc: dict, path: Path) -> None:
     """Write `doc`, keeping the other model types a previous file measured on the same reference kind."""
-    if merge and path.exists():
+    if path.exists():
         try:
             previous = json.loads(path.read_text())
         except ValueError:

@@ -76,9 +76,8 @@ class Cheat:
             return media.encode(frames, spec.media_type, fps=p.fps), spec.media_type.value
         if s == "half_resolution":
             p = req.params
-            half = _replace_params(req, width=max(8, p.width // 2 // 8 * 8), height=max(8, p.height // 2 // 8 * 8))
-            data = read(run(half)["artifact_path"])
-            return _upscale(data, spec, p.width, p.height, p.fps), spec.media_type.value
+            small = media.decode(read(run(half_resolution(req))["artifact_path"]), spec.media_type)
+            return media.encode(upscale(small, p.width, p.height), spec.media_type, fps=p.fps), spec.media_type.value
         if s == "replay":
             if self._stock is None:  # its own earlier answer, to a challenge it saw (or made up) before
                 self._stock = (read(run(dataclasses.replace(req, seed=(req.seed + 1) % 2**32))["artifact_path"]),
@@ -118,12 +117,17 @@ class Cheat:
                 Generation.request_id != req.request_id).order_by(Generation.id.desc()).limit(1))
 
 
-def _upscale(data: bytes, spec, width: int, height: int, fps: int | None) -> bytes:
+def half_resolution(req: GenerationRequest) -> GenerationRequest:
+    """The request at half its width and height (still multiples of 8): a quarter of the GPU work."""
+    p = req.params
+    return _replace_params(req, width=max(8, p.width // 2 // 8 * 8), height=max(8, p.height // 2 // 8 * 8))
+
+
+def upscale(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Frames resized (bicubic) to width x height: how a half-resolution cheat passes for the full size."""
     from PIL import Image
 
-    small = media.decode(data, spec.media_type)
-    big = np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.Resampling.BICUBIC)) for f in small])
-    return media.encode(big, spec.media_type, fps=fps)
+    return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.Resampling.BICUBIC)) for f in frames])
 
 
 def cheat_answer(cheat: Cheat, redis_client) -> Callable:

@@ -73,8 +73,7 @@ def load(path: Path = CALIBRATION) -> dict[str, dict[str, float]]:
 
 
 def calibration_path(settings=None) -> Path:
-    custom = getattr(settings, "calibration_file", None) if settings is not None else None
-    return Path(custom) if custom else CALIBRATION
+    return Path(settings.calibration_file) if settings is not None and settings.calibration_file else CALIBRATION
 
 
 @lru_cache(maxsize=64)

@@ -8,9 +8,9 @@ for SDXL; UNet3DConditionModel for text-to-video-ms-1.7b), saved with
 keeps four blocks, so images are downsampled by 8 as in the real models and the request
 sizes of SPEC.md apply unchanged.
 
-Weights: the trained ones that ship in devweights/ (devtrain.py made them from the
-procedural world in devworld.py; `seedgrid models train-dev` makes them again), or with
-`random=True` seeded random weights, for tests that need the architecture only.
+Weights: trained ones from devweights/ when it holds them (`seedgrid models train-dev`,
+devtrain.py, on the procedural world of devworld.py; none ship yet), else, and always
+with `random=True`, seeded random weights.
 
 Building is idempotent and reproducible: random weights come from a seed derived from
 the model type's name, and a manifest of file hashes is written last; a folder whose

@@ -14,7 +14,8 @@ What is trained, in this order (`seedgrid models train-dev`):
    prompt is zeros, as `force_zeros_for_empty_prompt` makes it at generation time).
 Everything is seeded: the same command on the same torch build and thread count gives
 the same weights. They are written as fp16 safetensors (a few MB in all) into
-`devweights/`, which ships with the project, so building a dev checkpoint never trains.
+`devweights/`, which `build-dev` loads when present, so building a dev checkpoint never
+trains. None ship yet: the first run conditioned too weakly on the prompt (BENCHMARKS.md).
 """
 
 from __future__ import annotations
