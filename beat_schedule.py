@@ -12,6 +12,7 @@ from __future__ import annotations
 from celery.schedules import crontab
 
 from app.settings import Settings
+from app.tasks import gateway as gateway_tasks
 from app.tasks import validator as tasks
 
 
@@ -38,6 +39,9 @@ def build_schedule(settings: Settings) -> dict[str, dict]:
         # A lost task (a killed worker, a broker outage) must not leave a response pending
         # for ever; every half minute bounds how long one waits past its deadline.
         "settle-stale": every(30.0, tasks.settle_stale),
+        # Organic jobs nobody works on (a lost hand-over, a dead I/O worker) are handed over
+        # again: every 15 s bounds how long a client's job waits past its lease.
+        "resume-jobs": every(15.0, gateway_tasks.resume_jobs),
         # Hourly is plenty for a retention measured in days.
         "prune-artifacts": {"task": tasks.prune_artifacts.name, "schedule": crontab(minute=17),
                             "options": {"expires": 3600}},

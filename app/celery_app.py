@@ -46,9 +46,11 @@ def create_app() -> Celery:
         "unacked_restore_interval": settings.unacked_restore_interval,
         "unacked_restore_throttle": 1,
         # Ten priority levels, 0 first: the miner API orders queued requests by caller stake.
+        # They order messages within one queue. Between the queues of a multi-model
+        # worker kombu's default round robin stays: its "priority" strategy always
+        # reads the first queue named, so a busy image queue starved the video queue.
         "priority_steps": list(range(10)),
         "sep": ":",
-        "queue_order_strategy": "priority",
     }
     app.conf.update(
         task_serializer="json",
@@ -72,7 +74,7 @@ def create_app() -> Celery:
         result_backend_transport_options={"visibility_timeout": broker_visibility_timeout(settings)},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        imports=("app.tasks.generation", "app.tasks.validator"),
+        imports=("app.tasks.generation", "app.tasks.validator", "app.tasks.gateway"),
     )
     return app
 

@@ -25,3 +25,18 @@ def nonce(namespace: str, hotkey: str, nonce_ns: int | str) -> str:
 def validator_sent(miner_hotkey: str, window: int) -> str:
     """Challenges this validator sent to a miner in the miner's quota window."""
     return f"seedgrid:validator:sent:{miner_hotkey}:{window}"
+
+
+def gateway_rate(key_id: int, minute: int) -> str:
+    """Jobs an API key submitted in one minute (the key's rate limit)."""
+    return f"seedgrid:gateway:rate:{key_id}:{minute}"
+
+
+def gateway_daily(key_id: int, day: int) -> str:
+    """Jobs an API key submitted in one UTC day (the key's daily quota)."""
+    return f"seedgrid:gateway:daily:{key_id}:{day}"
+
+
+def gateway_job_changed(job_id: str) -> str:
+    """Pub/sub channel: a message each time a job's status or attempts change (wakes waiting calls)."""
+    return f"seedgrid:gateway:job:{job_id}"

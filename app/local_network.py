@@ -39,6 +39,7 @@ class Plan:
     block_time: float = 0.1  # 360 blocks in 36 s
     dashboard_port: int = 8000
     flower_port: int = 5555
+    gateway_port: int = 8100
     miner_port: int = 8091
     epochs: int | None = None
     duration: float | None = None
@@ -141,11 +142,13 @@ def prepare(settings: Settings, plan: Plan) -> tuple[LocalChain, dict[str, dict]
 
 def start(settings: Settings, plan: Plan) -> Topology:
     plan.validate()
-    for port, flag in ((plan.dashboard_port, "--dashboard-port"), (plan.flower_port, "--flower-port")):
+    for port, flag in ((plan.dashboard_port, "--dashboard-port"), (plan.flower_port, "--flower-port"),
+                       (plan.gateway_port, "--gateway-port")):
         if not port_free(port):
             raise UpError(f"port {port} on 127.0.0.1 is in use (another `seedgrid up`?); stop it or choose {flag}")
     chain, miners, validator = prepare(settings, plan)
-    ports = _miner_ports(plan.miner_port, len(miners), {plan.dashboard_port, plan.flower_port})
+    ports = _miner_ports(plan.miner_port, len(miners), {plan.dashboard_port, plan.flower_port, plan.gateway_port})
+    gateway_key(settings)
     env = network_env(settings, plan)
     logs = settings.state_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -170,6 +173,7 @@ def start(settings: Settings, plan: Plan) -> Topology:
         extra = ["--model", ",".join(models)] if role == "gpu" else []  # reproduce only what is served
         replicas.append(Replica(f"validator {role}", [sys.executable, "-m", "workers.validator", role, *extra], env))
     replicas.append(Replica("dashboard", [seedgrid, "validator", "dashboard", "--port", str(plan.dashboard_port)], env))
+    replicas.append(Replica("gateway", [seedgrid, "gateway", "serve", "--port", str(plan.gateway_port)], env))
     user, password = flower_credentials(settings)
     replicas.append(Replica("flower", [sys.executable, "-m", "celery", "-A", "app.celery_app", "flower",
                                        "--address=127.0.0.1", f"--port={plan.flower_port}",
@@ -181,6 +185,22 @@ def start(settings: Settings, plan: Plan) -> Topology:
 
 FLOWER_USER = "seedgrid"
 REDUCED_PRECISION_DB = 12  # the reduced-precision cheater's own broker (a Redis database of the same server)
+
+
+def gateway_key(settings: Settings) -> str:
+    """The local network's API key: created once per state folder, kept there (mode 0600) for
+    `seedgrid submit`, curl and the OpenAI client."""
+    from app.db import session_scope
+    from app.gateway.keys import create_key
+
+    path = settings.state_path / "gateway-key"
+    if not path.exists():
+        with session_scope(settings.sqlalchemy_url) as s:
+            _, key = create_key(s, name=f"local-{os.urandom(3).hex()}", rate_per_minute=600, daily_quota=100_000)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+    return path.read_text().strip()
 
 
 def flower_credentials(settings: Settings) -> tuple[str, str]:
@@ -258,6 +278,8 @@ def render(snap: dict, topo: Topology, plan: Plan, started: float):
             f"challenges {snap['challenges']}  up {time.time() - started:.0f} s   "
             f"dashboard http://127.0.0.1:{plan.dashboard_port}  flower http://127.0.0.1:{plan.flower_port} "
             f"(user {FLOWER_USER}, password in {topo.logs.parent / 'flower-password'})\n"
+            f"gateway http://127.0.0.1:{plan.gateway_port}  (API key in {topo.logs.parent / 'gateway-key'}; "
+            f"try `seedgrid submit --model {plan.miners[0] if plan.miners else 'RealisticVision'} --prompt ...`)\n"
             f"[yellow]tier table scaled down for a local run[/]   Ctrl-C stops every process")
     board = Table(title="leaderboard", expand=True)
     for col in ("uid", "miner", "model", "tier", "requests", "validation", "score", "weight"):

@@ -80,6 +80,20 @@ class Settings(BaseSettings):
     wandb: bool = Field(False, description="log samples and scores to Weights & Biases (WANDB_MODE=offline works)")
     wandb_project: str = Field("seedgrid", description="the W&B project")
 
+    # Gateway (SPEC.md: Gateway): the organic job API on the validator's side
+    gateway_host: str = Field("127.0.0.1", description="the gateway's listen address")
+    gateway_port: int = Field(8100, ge=1, le=65535, description="the gateway's port")
+    gateway_public_url: str | None = Field(None, description="the gateway's URL as clients reach it (result links)")
+    gateway_sample_rate: float = Field(0.1, ge=0, le=1, description="share of delivered jobs verified like a challenge")
+    gateway_max_attempts: int = Field(3, ge=1, le=10, description="miners tried before a job fails (AI Horde: 3)")
+    gateway_score_floor: float = Field(0.02, ge=-1, le=1, description="miners below this score get no organic "
+                                                                      "jobs (NicheImage's miner_score_threshold)")
+    gateway_exploration: float = Field(0.05, ge=0, le=1, description="share of jobs offered to new miners below "
+                                                                     "the floor")
+    gateway_max_wait: float = Field(60.0, ge=0, le=600, description="the longest ?wait= a client may ask for")
+    organic_share: float = Field(0.3, ge=0, lt=1, description="share of our quota at each miner that challenge "
+                                                              "rounds leave to organic jobs")
+
     @field_validator("chain")
     @classmethod
     def _chain(cls, value: str) -> str:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -16,6 +17,10 @@ from typing import Any, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# The benches keep a database of their own in the state folder: the validator tables they
+# fill (bench miners, keys, jobs) are not the local network's (`seedgrid up`).
+BENCH_DATABASE = "sqlite:///" + str((Path(os.environ.get("SEEDGRID_STATE_DIR", ROOT / ".seedgrid")) / "bench.db").resolve())
+os.environ.setdefault("SEEDGRID_DATABASE_URL", BENCH_DATABASE)
 
 
 @dataclass
@@ -37,6 +42,10 @@ def miner_under_test(name: str, extra_callers: dict[str, float] | None = None) -
 
     settings = get_settings()
     redis = prepare_redis(settings)
+    if settings.database_url == BENCH_DATABASE:  # ours: migrate it as `seedgrid db upgrade` would
+        from app import migrations
+
+        migrations.upgrade(settings.sqlalchemy_url)
     prepare_database(settings)
     chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
     chain.init(block_time=settings.local_block_time)

@@ -7,7 +7,12 @@ outputs from other thread counts and CPU ISAs (and, for video, the encoder's own
 against every cheat. It prints the honest max and p99, every cheat's minimum, the
 threshold and the margin.
 
-Run: .venv/bin/python bench/calibrate_verification.py [--challenges 24] [--models A,B] [--sizes local,default] [--no-write]
+Run: .venv/bin/python bench/calibrate_verification.py [--challenges 24] [--models A,B] [--sizes local,default]
+     [--reduced-every 8] [--no-write]
+A run over some sizes keeps what the committed file measured at the others (one row judges both).
+
+Pairs measured on other hardware (a GPU: bench/device_determinism.py --challenges 24 --json
+pairs.json) are added to the committed calibration with --add-pairs pairs.json.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.backends.registry import SERVED_MODELS  # noqa: E402
 from app.config import get_settings  # noqa: E402
-from app.testkit.calibration import calibrate, write  # noqa: E402
+from app.testkit.calibration import add_pairs, calibrate, write  # noqa: E402
 from app.verification.thresholds import CALIBRATION  # noqa: E402
 
 
@@ -30,13 +35,29 @@ def main() -> int:
     parser.add_argument("--challenges", type=int, default=24)
     parser.add_argument("--models", default=",".join(SERVED_MODELS))
     parser.add_argument("--sizes", default="local,default", help="local (the local network's) and/or default sizes")
+    parser.add_argument("--reduced-every", type=int, default=8,
+                        help="the reduced-precision cheat on every Nth challenge (bfloat16 is ~75x slower on a CPU)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not update calibration.json")
+    parser.add_argument("--add-pairs", type=Path, default=None,
+                        help="only add the environment pairs of a bench/device_determinism.py --json file")
     args = parser.parse_args()
+    if args.add_pairs:
+        import json
+
+        doc = json.loads(CALIBRATION.read_text())
+        for line in add_pairs(doc, json.loads(args.add_pairs.read_text())):
+            print(line)
+        if not args.no_write:
+            CALIBRATION.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+            print(f"wrote {CALIBRATION.relative_to(ROOT)}")
+        return 0
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     sizes = tuple(s.strip() for s in args.sizes.split(",") if s.strip())
     if not sizes or set(sizes) - {"local", "default"}:
         parser.error(f"--sizes takes local and/or default, got {args.sizes!r}")
-    doc = calibrate(models, args.challenges, get_settings(), sizes=sizes)
+    if args.reduced_every < 1:
+        parser.error("--reduced-every takes a whole number of challenges, 1 or more")
+    doc = calibrate(models, args.challenges, get_settings(), sizes=sizes, reduced_every=args.reduced_every)
     for model, row in doc["models"].items():
         print(f"\n{model}: {row['challenges']} challenges, threshold distance {row['threshold_distance']:.2e}, "
               f"margin x{row['margin']:,.1f} (closest: {row['closest_cheat']})")

@@ -6,6 +6,13 @@ one process per (device, dtype) generates the same requests twice; the bench the
 - across processes: does a second process of the same (device, dtype) give the same hashes?
 - against the CPU fp32 reference: the largest distance (1 - cosine similarity of the
   verifier's embedding) of each (device, dtype), next to the calibrated threshold;
+- with --challenges N: the calibration's own challenges (app/testkit/calibration.py: N per
+  type, prompts, seeds, guidance and steps varied, at --sizes) generated once per (device,
+  dtype); --json PATH writes their distances to the CPU fp32 reference per environment
+  pair, which `bench/calibrate_verification.py --add-pairs PATH` turns into calibrated
+  pair thresholds ("cpu/float32~cuda/float16") against the committed cheat distributions;
+- --samples PATH: a sheet of the first request's picture per model type and (device, dtype)
+  beside the CPU reference's, with their means and spreads printed (a black frame is NaN);
 - with --unet: one SD1.5-size UNet (real widths, random weights) denoising step at
   512x512 with classifier-free guidance (batch 2), timed against the dev UNet's step in
   the same run: the ratio is what carries from one machine to another.
@@ -33,29 +40,42 @@ sys.path.insert(0, str(ROOT))
 
 from app.local_plan import LOCAL_CHALLENGES  # noqa: E402
 
+REPEAT = 3  # requests per model type generated twice (in-process) and in a second process (across)
 PROMPTS = ("a red circle on a blue background", "three yellow squares in a row", "a green triangle, top left")
 
 
-def requests(models: list[str], seeds: int) -> list[dict]:
-    return [{"model": m, "prompt": PROMPTS[s % len(PROMPTS)], "seed": 1000 + s, "params": LOCAL_CHALLENGES[m]}
-            for m in models for s in range(seeds)]
+def requests(models: list[str], seeds: int, challenges: int, sizes: tuple[str, ...]) -> list[dict]:
+    """Per type: `seeds` fixed prompts at the local params (repeated), then `challenges` calibration challenges."""
+    from app.testkit.calibration import challenges as drawn
+
+    out = []
+    for m in models:
+        out += [{"model": m, "prompt": PROMPTS[s % len(PROMPTS)], "seed": 1000 + s, "params": LOCAL_CHALLENGES[m],
+                 "repeat": s < REPEAT} for s in range(seeds)]
+        out += [{**r.to_dict(), "challenge": True} for r in (drawn(m, challenges, sizes) if challenges else [])]
+    return out
+
 
 
 def worker(folder: Path) -> None:
-    """Subprocess mode: generate every request on stdin twice; save pixels and hashes."""
+    """Subprocess mode: generate the requests on stdin (the first REPEAT per type twice); save pixels and hashes."""
+    from app.backends.registry import load_engine
     from app.config import get_settings
-    from app.generation.service import get_engine
+    from app.protocol import media
     from app.protocol.request import parse_request
 
     settings = get_settings()
-    hashes, env = [], None
-    for i, raw in enumerate(json.load(sys.stdin)):
-        req = parse_request(raw)
-        engine = get_engine(req.model, settings)
-        first, second = engine.generate(req), engine.generate(req)
-        np.save(folder / f"{i}.npy", first.pixels)
-        hashes.append([first.pixel_sha256, second.pixel_sha256])
-        env = first.environment
+    hashes, env, engines = [], None, {}
+    payload = json.load(sys.stdin)
+    for i, raw in enumerate(payload["requests"]):
+        req = parse_request({k: v for k, v in raw.items() if k not in ("repeat", "challenge")})
+        engine = engines.get(req.model) or engines.setdefault(req.model, load_engine(settings, req.model))
+        # the frames before encoding: what the verifier compares (video too), no ffmpeg needed
+        first = engine.render(req)[0]
+        second = engine.render(req)[0] if raw.get("repeat") else first
+        np.save(folder / f"{i}.npy", first)
+        hashes.append([media.pixel_sha256(first), media.pixel_sha256(second)])
+        env = engine.environment
     (folder / "result.json").write_text(json.dumps({"hashes": hashes, "environment": env}))
 
 
@@ -63,11 +83,13 @@ def run_process(device: str, dtype: str, reqs: list[dict], tmp: Path, tag: str) 
     folder = tmp / tag
     folder.mkdir()
     env = {**os.environ, "SEEDGRID_DEVICE": device, "SEEDGRID_DTYPE": dtype}
-    proc = subprocess.run([sys.executable, __file__, "--worker", str(folder)], input=json.dumps(reqs), text=True,
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, __file__, "--worker", str(folder)], input=json.dumps({"requests": reqs}), text=True,
                           capture_output=True, env=env, cwd=ROOT)
     if proc.returncode:
         raise SystemExit(f"{tag} failed:\n{proc.stderr[-3000:]}")
     result = json.loads((folder / "result.json").read_text())
+    print(f"{tag}: {len(reqs)} requests in {time.time() - t0:.0f} s", flush=True)
     return result, [np.load(folder / f"{i}.npy") for i in range(len(reqs))]
 
 
@@ -111,40 +133,71 @@ def unet_ratio(device: str, dtype: str, rounds: int) -> None:
           f"{t_real:.1f} ms | dev UNet {t_dev:.1f} ms | ratio {t_real / t_dev:.1f}")
 
 
+def save_samples(path: Path, rows: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """One sheet: per (model, device, dtype) the first frame beside the CPU fp32 reference's, 128 px tiles."""
+    from PIL import Image
+
+    tiles = [np.concatenate([np.asarray(Image.fromarray(x[0]).resize((128, 128))) for x in (pixels, ref)], axis=1)
+             for _, pixels, ref in rows]
+    Image.fromarray(np.concatenate(tiles, axis=0)).save(path)
+    for tag, pixels, ref in rows:
+        print(f"  sample {tag}: mean {pixels.mean():.1f} std {pixels.std():.1f} (reference {ref.mean():.1f}, "
+              f"{ref.std():.1f})")
+
+
 def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--worker":
         worker(Path(sys.argv[2]))
         return 0
     from app.backends.registry import SERVED_MODELS
     from app.verification.fingerprint import similarity
-    from app.verification.thresholds import threshold_for
+    from app.verification.thresholds import kind_of, pair_key, threshold_for
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtypes", default="float16,float32")
     parser.add_argument("--models", default=",".join(SERVED_MODELS))
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--challenges", type=int, default=0, help="calibration challenges per type")
+    parser.add_argument("--sizes", default="local,default")
+    parser.add_argument("--json", type=Path, default=None, help="write the challenges' distances per pair here")
+    parser.add_argument("--samples", type=Path, default=None, help="write a sheet of sample pictures (PNG) here")
     parser.add_argument("--unet", action="store_true", help="also time an SD1.5-size UNet step at 512x512")
     parser.add_argument("--unet-rounds", type=int, default=10)
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    reqs = requests(models, args.seeds)
+    reqs = requests(models, args.seeds, args.challenges, tuple(x for x in args.sizes.split(",") if x))
+    repeated = [r for r in reqs if r.get("repeat")]
+    measured: dict = {"reference_environment": None, "pairs": {}}
+    samples: list = []
     with tempfile.TemporaryDirectory() as tmp:
-        _, reference = run_process("cpu", "float32", reqs, Path(tmp), "cpu-float32-reference")
+        ref, reference = run_process("cpu", "float32", reqs, Path(tmp), "cpu-float32-reference")
+        ref_env = measured["reference_environment"] = ref["environment"]
         for dtype in [d.strip() for d in args.dtypes.split(",") if d.strip()]:
             a, pixels = run_process(args.device, dtype, reqs, Path(tmp), f"{args.device}-{dtype}-a")
-            b, _ = run_process(args.device, dtype, reqs, Path(tmp), f"{args.device}-{dtype}-b")
+            b, _ = run_process(args.device, dtype, repeated, Path(tmp), f"{args.device}-{dtype}-b")
             env = a["environment"]
+            pair = pair_key(kind_of(ref_env), kind_of(env))
             print(f"\n{args.device} {dtype} ({env.get('device_name')}, class {env.get('class')})")
             for model in models:
                 idx = [i for i, r in enumerate(reqs) if r["model"] == model]
-                same_process = all(a["hashes"][i][0] == a["hashes"][i][1] for i in idx)
-                across = all(a["hashes"][i][0] == b["hashes"][i][0] for i in idx)
-                dist = max(1 - similarity(reference[i], pixels[i]) if pixels[i].shape == reference[i].shape
-                           else 1.0 for i in idx)
+                rep = [i for i in idx if reqs[i].get("repeat")]
+                same_process = all(a["hashes"][i][0] == a["hashes"][i][1] for i in rep)
+                across = all(a["hashes"][i][0] == b["hashes"][repeated.index(reqs[i])][0] for i in rep)
+                dists = [1 - similarity(reference[i], pixels[i]) if pixels[i].shape == reference[i].shape else 1.0
+                         for i in idx]
+                calibrated = [d for i, d in zip(idx, dists) if reqs[i].get("challenge")]
+                if calibrated:
+                    measured["pairs"].setdefault(model, {})[pair] = {"distances": calibrated, "environment": env}
+                samples.append((f"{model} {args.device} {dtype}", pixels[idx[0]], reference[idx[0]]))
                 print(f"  {model:16} same process {'equal' if same_process else 'DIFFER'} | across processes "
-                      f"{'equal' if across else 'DIFFER'} | max distance to CPU fp32 {dist:.2e} "
-                      f"(threshold's {threshold_for(model).distance:.2e})")
+                      f"{'equal' if across else 'DIFFER'} | distance to CPU fp32 max {max(dists):.2e} median "
+                      f"{statistics.median(dists):.2e} over {len(dists)} (threshold's "
+                      f"{threshold_for(model, None, ref_env, env).distance:.2e})")
+    if args.json:
+        args.json.write_text(json.dumps(measured, indent=1))
+    if args.samples:
+        save_samples(args.samples, samples)
     if args.unet:
         unet_ratio(args.device, "float16" if args.device.startswith("cuda") else "float32", args.unet_rounds)
     return 0

@@ -1,6 +1,6 @@
-"""Fuzz the miner API: 10,000 malformed, odd and valid requests; count 5xx answers and dropped connections.
+"""Fuzz the miner API and the gateway: 10,000 malformed, odd and valid requests each; count 5xx and dropped connections.
 
-A real GPU worker and `seedgrid miner serve` (bench/_miner.py). Every request is signed
+Miner API (--api miner): a real GPU worker and `seedgrid miner serve` (bench/_miner.py). Every request is signed
 by a registered 1M-stake validator unless the case is about signatures, so the fuzz
 reaches the parser and the admission rules, not just the 401. Cases, drawn from a
 seeded generator: a valid request with one field replaced by a value of the wrong type
@@ -9,10 +9,17 @@ text), raw bodies (truncated JSON, random bytes, invalid UTF-8, 1,000-deep nesti
 empty, oversized), wrong or missing Content-Type, unsigned or tampered requests, other
 paths and methods. Valid requests do generate (1 step, 256 px) until the quota answers 429.
 
+Gateway (--api gateway): that miner behind the validator's I/O worker and `seedgrid gateway
+serve` (bench/_gateway.py). Most requests carry a valid API key; the rest none, another
+scheme, an unknown or an absurd one. Cases: job bodies with a field replaced (the same odd
+values), raw bodies, valid jobs (some with ?wait=1), OpenAI image bodies with odd n, size
+and response_format, odd ?wait= values and Idempotency-Keys, job ids that are not ours or
+not ids at all on every job route, /v1/models, and other paths and methods.
+
 Prints the answers by status, the number of 5xx and of dropped connections (both must
 be 0; the exit status says so), and the median latency of a fuzzed request as a ratio
 to /healthz measured in the same run.
-Run: .venv/bin/python bench/fuzz_api.py [--requests 10000] [--concurrency 8] [--seed 1]
+Run: .venv/bin/python bench/fuzz_api.py [--api miner,gateway] [--requests 10000] [--concurrency 8] [--seed 1]
 """
 
 from __future__ import annotations
@@ -31,8 +38,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("SEEDGRID_NETUID", "93")  # its own subnet
-os.environ.setdefault("SEEDGRID_TOTAL_VOLUME", "300")  # valid requests generate until the quota says 429
+# The miner API's fuzz: valid requests generate until the quota says 429. The gateway's:
+# a volume that lasts the run, or its miners' 429s would fail the valid jobs it routes.
+VOLUME = {"miner": os.environ.get("SEEDGRID_TOTAL_VOLUME", "300"),
+          "gateway": os.environ.get("SEEDGRID_TOTAL_VOLUME", "1000000")}
 os.environ.setdefault("SEEDGRID_MAX_CONCURRENT_REQUESTS", "4")
+# The gateway's fuzz sends hundreds of valid jobs: tiers whose request limit does not run
+# out within the run (or every valid job would get the documented 503 no_capacity).
+os.environ.setdefault("SEEDGRID_TIER_TABLE", json.dumps([
+    {"name": "Bronze", "request_success": 0, "validation_success": 0, "min_successes": 0, "reward_factor": 0.45,
+     "request_limit": 1_000_000}]))
 
 from bench._miner import miner_under_test  # noqa: E402
 
@@ -50,11 +65,11 @@ def odd_value(rng: random.Random):
     return rng.choice(choices)
 
 
-def mutated(rng: random.Random) -> dict:
-    body = json.loads(json.dumps(BASE))
+def mutated(rng: random.Random, base: dict = BASE, fields: list[str] = FIELDS) -> dict:
+    body = json.loads(json.dumps(base))
     body["seed"] = rng.randrange(2**32)
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
-        field = rng.choice(FIELDS)
+        field = rng.choice(fields)
         target, key = (body["params"], field[7:]) if field.startswith("params.") and isinstance(
             body.get("params"), dict) else (body, field)
         if rng.random() < 0.15:
@@ -64,8 +79,8 @@ def mutated(rng: random.Random) -> dict:
     return body
 
 
-def raw_body(rng: random.Random) -> bytes:
-    good = json.dumps(BASE).encode()
+def raw_body(rng: random.Random, base: dict = BASE) -> bytes:
+    good = json.dumps(base).encode()
     kind = rng.randrange(8)
     if kind == 0:
         return good[: rng.randrange(len(good))]
@@ -80,8 +95,8 @@ def raw_body(rng: random.Random) -> bytes:
     if kind == 5:
         return b""
     if kind == 6:
-        return json.dumps({**BASE, "prompt": "x" * 70_000}).encode()
-    return json.dumps({**BASE, "params": {"steps": 1, "width": 256, "height": 256, "guidance": "NaN"}}).encode() \
+        return json.dumps({**base, "prompt": "x" * 70_000}).encode()
+    return json.dumps({**base, "params": {"steps": 1, "width": 256, "height": 256, "guidance": "NaN"}}).encode() \
         .replace(b'"NaN"', b"NaN")
 
 
@@ -115,64 +130,147 @@ def signed(wallet, hotkey: str, method: str, path: str, body: bytes, how: str) -
     return (body + b" " if how == "tampered" else body), headers
 
 
+GATEWAY_FIELDS = ["model", "prompt", "negative_prompt", "seed", "kind", "request_id", "params", "params.steps",
+                  "params.width", "params.height", "params.guidance", "params.scheduler", "extra"]
+OPENAI = {"model": "RealisticVision", "prompt": "a lighthouse at dusk", "size": "256x256", "n": 1,
+          "response_format": "b64_json"}
+ODD_IDS = ["0" * 32, "x", "a" * 300, "%00", "..%2F..%2Fetc", "été", "1 OR 1=1", "job_" + "f" * 32]
+
+
+def gateway_case(rng: random.Random):
+    """(method, path, body, headers) of one fuzzed gateway request; `auth` in headers is replaced when sent."""
+    roll = rng.random()
+    base = {k: v for k, v in BASE.items() if k != "seed"}
+    method, path, headers = "POST", "/v1/jobs", {"Content-Type": "application/json"}
+    if roll < 0.40:
+        body = json.dumps(mutated(rng, base, GATEWAY_FIELDS), allow_nan=True).encode("utf-8", "surrogatepass")
+    elif roll < 0.58:
+        body = raw_body(rng, base)
+    elif roll < 0.62:  # valid: a job runs (2%: what one CPU miner serves at this request rate)
+        body = json.dumps({**base, "seed": rng.randrange(2**32)}).encode()
+        path += rng.choice(["", "", "?wait=1"])
+    elif roll < 0.72:
+        openai_body = dict(OPENAI)
+        for _ in range(rng.choice((1, 2, 2))):  # mostly invalid: a valid one waits for its images
+            field = rng.choice(["prompt", "model", "n", "size", "response_format", "quality"])
+            openai_body[field] = rng.choice([odd_value(rng), rng.choice(["64x64", "256x256", "1x1", "abc", "auto"]),
+                                             rng.choice([0, 1, 5, -1, 2.5])])
+        path, body = "/v1/images/generations", json.dumps(openai_body, allow_nan=True).encode("utf-8", "surrogatepass")
+    elif roll < 0.82:
+        job = rng.choice(ODD_IDS)
+        method, path, body = rng.choice([("GET", f"/v1/jobs/{job}", b""), ("GET", f"/v1/jobs/{job}/result", b""),
+                                         ("DELETE", f"/v1/jobs/{job}", b""), ("GET", f"/v1/jobs/{job}/events", b""),
+                                         ("GET", f"/v1/jobs/{job}/result?token={job}", b"")])
+    elif roll < 0.86:
+        method, path, body = "GET", "/v1/models", b""
+    elif roll < 0.93:
+        path += "?wait=" + rng.choice(["-1", "abc", "1e9", "nan", "inf", "", "0", "%00"])
+        body = json.dumps(base).encode()
+    else:
+        method, path, body = rng.choice([("PUT", "/v1/jobs", b"{}"), ("GET", "/v1/jobs", b""), ("POST", "/", b""),
+                                         ("GET", "/v1/" + "a" * 2000, b""), ("PATCH", "/v1/models", b"[]")])
+    if rng.random() < 0.05:
+        headers["Idempotency-Key"] = rng.choice(["k", "x" * 300, "", "key-" + str(rng.randrange(5))])
+    if rng.random() < 0.04:
+        headers["Content-Type"] = rng.choice(["text/plain", "application/x-www-form-urlencoded", ""])
+    headers["auth"] = rng.choice(["key"] * 17 + ["none", "basic", "unknown"])
+    return method, path, body, headers
+
+
+def gateway_auth(key: str, headers: dict) -> dict:
+    how = headers.pop("auth")
+    value = {"key": f"Bearer {key}", "basic": "Basic YTpi", "unknown": "Bearer sg_" + "A" * 32}.get(how)
+    return {**headers, "Authorization": value} if value else headers
+
+
+def run(cases: list, target: str, prepare, concurrency: int) -> dict:
+    """Send every case (prepare(case) -> (method, path, body, headers)); statuses, 5xx, drops, latencies."""
+    import httpx
+
+    statuses: Counter = Counter()
+    out = {"statuses": statuses, "server_errors": [], "dropped": [], "latencies": []}
+    lock = threading.Lock()
+    local = threading.local()
+
+    def send(c) -> None:
+        method, path, body, headers = prepare(c)
+        http = getattr(local, "http", None) or httpx.Client(timeout=180)
+        local.http = http
+        t0 = time.perf_counter()
+        try:
+            resp = http.request(method, target + path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            with lock:
+                out["dropped"].append(f"{type(exc).__name__}: {exc} <- {method} {path[:60]}"[:200])
+            return
+        with lock:
+            out["latencies"].append(time.perf_counter() - t0)
+            statuses[resp.status_code] += 1
+            if resp.status_code >= 500:
+                out["server_errors"].append(f"{resp.status_code} {resp.text[:200]} <- {method} {path[:60]} "
+                                            f"{body[:120]!r}")
+
+    health = []
+    with httpx.Client(timeout=10) as http:
+        for _ in range(200):
+            t0 = time.perf_counter()
+            http.get(target + "/healthz")
+            health.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, cases))
+    out["elapsed"], out["health"] = time.perf_counter() - t0, health
+    return out
+
+
+def report(api: str, n: int, concurrency: int, seed: int, out: dict) -> bool:
+    fuzz_ms, health_ms = statistics.median(out["latencies"]) * 1000, statistics.median(out["health"]) * 1000
+    print(f"{api}: {n} requests at concurrency {concurrency} in {out['elapsed']:.0f} s "
+          f"({n / out['elapsed']:.0f} req/s), seed {seed}")
+    print("  answers by status: " + ", ".join(f"{k}: {v}" for k, v in sorted(out["statuses"].items())))
+    print(f"  5xx: {len(out['server_errors'])}   dropped connections: {len(out['dropped'])}")
+    print(f"  median latency: fuzzed request {fuzz_ms:.1f} ms | /healthz {health_ms:.1f} ms | "
+          f"ratio {fuzz_ms / health_ms:.1f}")
+    for line in (out["server_errors"] + out["dropped"])[:10]:
+        print("    " + line)
+    return not out["server_errors"] and not out["dropped"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--api", default="miner,gateway", help="miner, gateway, or both (comma-separated)")
+    parser.add_argument("--requests", type=int, default=10_000, help="per API")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    apis = [a.strip() for a in args.api.split(",") if a.strip()]
+    if not apis or set(apis) - {"miner", "gateway"}:
+        parser.error(f"--api takes miner and/or gateway, got {args.api!r}")
+    ok = True
+    if "miner" in apis:
+        os.environ["SEEDGRID_TOTAL_VOLUME"] = VOLUME["miner"]  # the miner processes read it at their start
+        with miner_under_test("fuzz") as m:
+            rng = random.Random(args.seed)
+            cases = [case(rng) for _ in range(args.requests)]
 
-    import httpx
+            def prepare(c):
+                method, path, body, how = c
+                body, headers = signed(m.validator, m.hotkey, method, path, body, how)
+                return method, path, body, headers
 
-    with miner_under_test("fuzz") as m:
-        rng = random.Random(args.seed)
-        cases = [case(rng) for _ in range(args.requests)]
-        statuses: Counter = Counter()
-        server_errors: list[str] = []
-        dropped: list[str] = []
-        latencies: list[float] = []
-        lock = threading.Lock()
-        local = threading.local()
+            ok &= report("miner API", args.requests, args.concurrency, args.seed,
+                         run(cases, m.url, prepare, args.concurrency))
+    if "gateway" in apis:
+        from bench._gateway import gateway_under_test
 
-        def send(c) -> None:
-            method, path, body, how = c
-            body, headers = signed(m.validator, m.hotkey, method, path, body, how)
-            http = getattr(local, "http", None) or httpx.Client(timeout=120)
-            local.http = http
-            t0 = time.perf_counter()
-            try:
-                resp = http.request(method, m.url + path, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                with lock:
-                    dropped.append(f"{type(exc).__name__}: {exc}"[:200])
-                return
-            with lock:
-                latencies.append(time.perf_counter() - t0)
-                statuses[resp.status_code] += 1
-                if resp.status_code >= 500:
-                    server_errors.append(f"{resp.status_code} {resp.text[:200]} <- {body[:120]!r}")
-
-        health = []
-        with httpx.Client(timeout=10) as http:
-            for _ in range(200):
-                t0 = time.perf_counter()
-                http.get(m.url + "/healthz")
-                health.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            list(pool.map(send, cases))
-        elapsed = time.perf_counter() - t0
-
-    fuzz_ms, health_ms = statistics.median(latencies) * 1000, statistics.median(health) * 1000
-    print(f"{args.requests} requests at concurrency {args.concurrency} in {elapsed:.0f} s "
-          f"({args.requests / elapsed:.0f} req/s), seed {args.seed}")
-    print("answers by status: " + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())))
-    print(f"5xx: {len(server_errors)}   dropped connections: {len(dropped)}")
-    print(f"median latency: fuzzed request {fuzz_ms:.1f} ms | /healthz {health_ms:.1f} ms | "
-          f"ratio {fuzz_ms / health_ms:.1f}")
-    for line in (server_errors + dropped)[:10]:
-        print("  " + line)
-    return 1 if server_errors or dropped else 0
+        os.environ["SEEDGRID_TOTAL_VOLUME"] = VOLUME["gateway"]
+        with gateway_under_test("fuzzgw", extra_miners=2) as g:
+            rng = random.Random(args.seed)
+            cases = [gateway_case(rng) for _ in range(args.requests)]
+            ok &= report("gateway", args.requests, args.concurrency, args.seed,
+                         run(cases, g.url, lambda c: (c[0], c[1], c[2], gateway_auth(g.key, dict(c[3]))),
+                             args.concurrency))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

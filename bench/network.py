@@ -42,7 +42,7 @@ def main() -> int:
     env.pop("SEEDGRID_REDIS_URL", None)
     env.pop("SEEDGRID_DATABASE_URL", None)
     cmd = [str(Path(sys.executable).parent / "seedgrid"), "up", "--duration", str(args.duration), "--cheaters", "",
-           "--dashboard-port", str(free_port()), "--flower-port", str(free_port()), "--miner-port", str(free_port())]
+           "--dashboard-port", str(free_port()), "--flower-port", str(free_port()), "--gateway-port", str(free_port()), "--miner-port", str(free_port())]
     print(f"running the local network for {args.duration:.0f} s in {state} ...", flush=True)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:

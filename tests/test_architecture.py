@@ -17,7 +17,7 @@ from .conftest import ROOT
 DOMAIN = ("app.protocol", "app.backends", "app.verification", "app.scoring", "app.chain")
 FRAMEWORKS = ("celery", "kombu", "fastapi", "starlette", "uvicorn", "flask", "flower")
 ABOVE_DOMAIN = ("app.config", "app.tasks", "app.celery_app", "app.validator", "app.miner", "app.cli", "app.testkit",
-                "app.local_network", "app.demo", "app.generation", "workers", "beat_schedule")
+                "app.local_network", "app.demo", "app.generation", "app.gateway", "app.web", "workers", "beat_schedule")
 
 
 def _modules() -> dict[str, Path]:

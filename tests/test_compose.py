@@ -45,7 +45,7 @@ def test_every_seedgrid_command_in_compose_exists():
 def test_production_has_every_role():
     services = compose()["services"]
     expected = {"redis", "postgres", "migrate", "miner-api", "gpu-worker", "validator-io", "validator-gpu",
-                "validator-default", "beat", "dashboard", "flower"}
+                "validator-default", "beat", "dashboard", "gateway", "flower"}
     assert expected <= set(services)
     for name in ("gpu-worker", "validator-gpu"):
         [device] = services[name]["deploy"]["resources"]["reservations"]["devices"]

@@ -47,6 +47,7 @@ def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
     log = open(tmp_path / "up.log", "w+")
     proc = subprocess.Popen([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,TextToVideo",
                              "--cheaters", "blank", "--dashboard-port", str(ports[0]), "--flower-port", str(ports[1]),
+                             "--gateway-port", str(free_port()),
                              "--miner-port", str(ports[2])], env=up_env(tmp_path / "state"), stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -54,7 +55,7 @@ def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
         assert status["tier_table_scaled"] and status["chain"] == "local"
         # one network per state folder: a second `seedgrid up` on it is refused, and changes nothing
         second = subprocess.run([SEEDGRID, "up", "--epochs", "1", "--dashboard-port", str(free_port()),
-                                 "--flower-port", str(free_port()), "--miner-port", str(free_port())],
+                                 "--flower-port", str(free_port()), "--gateway-port", str(free_port()), "--miner-port", str(free_port())],
                                 env=up_env(tmp_path / "state"), capture_output=True, text=True, timeout=60)
         assert second.returncode == 1 and "another `seedgrid up`" in second.stderr, second.stderr
         assert "Traceback" not in second.stderr
@@ -105,7 +106,7 @@ def test_a_closed_terminal_stops_everything_and_a_second_run_resumes(tmp_path):
     state = tmp_path / "state"
     port = free_port()
     args = [SEEDGRID, "up", "--miners", "RealisticVision", "--cheaters", "", "--dashboard-port", str(port),
-            "--flower-port", str(free_port()), "--miner-port", str(free_port())]
+            "--flower-port", str(free_port()), "--gateway-port", str(free_port()), "--miner-port", str(free_port())]
     proc = subprocess.Popen(args, env=up_env(state), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     wait_http(f"http://127.0.0.1:{port}/api/status", proc)

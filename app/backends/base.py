@@ -26,6 +26,7 @@ class GenerationOutput:
     pixel_sha256: str
     timings: dict[str, float]
     environment: dict[str, object]
+    frames: bytes | None = None  # video: every frame losslessly (media.encode_frames), what is hashed and verified
 
 
 class Engine(Protocol):

@@ -40,7 +40,7 @@ class LocalChain:
     def _subnet(self, s) -> ChainSubnet:
         subnet = s.get(ChainSubnet, self.netuid)
         if subnet is None:
-            raise ChainError(f"local subnet {self.netuid} does not exist; run `seedgrid chain init --netuid {self.netuid}`")
+            raise ChainError(f"local subnet {self.netuid} does not exist; run `SEEDGRID_NETUID={self.netuid} seedgrid chain init`")
         return subnet
 
     def register(self, hotkey: str, coldkey: str) -> int:
@@ -85,7 +85,7 @@ class LocalChain:
         return neuron
 
     def weight_sets(self, hotkey: str | None = None) -> list[WeightsResult]:
-        with session_scope(self.url) as s:
+        with session_scope(self.url, read_only=True) as s:
             q = select(ChainWeightSet).where(ChainWeightSet.netuid == self.netuid).order_by(ChainWeightSet.id)
             if hotkey:
                 q = q.where(ChainWeightSet.hotkey == hotkey)
@@ -97,15 +97,15 @@ class LocalChain:
         return int(max(0.0, time.time() - subnet.genesis_unix) // subnet.block_time)
 
     def block(self) -> int:
-        with session_scope(self.url) as s:
+        with session_scope(self.url, read_only=True) as s:
             return self._block_of(self._subnet(s))
 
     def block_time(self) -> float:
-        with session_scope(self.url) as s:
+        with session_scope(self.url, read_only=True) as s:
             return self._subnet(s).block_time
 
     def metagraph(self) -> Sequence[Neuron]:
-        with session_scope(self.url) as s:
+        with session_scope(self.url, read_only=True) as s:
             self._subnet(s)
             rows = list(s.scalars(select(ChainNeuron).where(ChainNeuron.netuid == self.netuid,
                                                             ChainNeuron.active.is_(True)).order_by(ChainNeuron.uid)))
@@ -144,5 +144,5 @@ class LocalChain:
             n.axon_host, n.axon_port = host, port
 
     def count(self) -> int:
-        with session_scope(self.url) as s:
+        with session_scope(self.url, read_only=True) as s:
             return s.scalar(select(func.count()).select_from(ChainNeuron).where(ChainNeuron.netuid == self.netuid)) or 0

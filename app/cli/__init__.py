@@ -2,9 +2,10 @@
 
 core.py: set-up, models, generation, GPU workers, Redis, the demo.
 network.py: wallets, the local chain, the miner API, the validator's roles, `seedgrid up`.
+gateway.py: the organic job API, its keys, and `seedgrid submit`.
 """
 
-from app.cli import network  # noqa: F401  (registers its commands on main)
+from app.cli import gateway, network  # noqa: F401  (register their commands on main)
 from app.cli.core import main
 
 __all__ = ["main"]

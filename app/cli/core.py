@@ -142,14 +142,18 @@ def models_build_dev(names: tuple[str, ...], force: bool, random_: bool) -> None
 
 @models.command("train-dev")
 @click.option("--vae-steps", type=click.IntRange(1, 100_000), default=None, help="VAE training steps")
-@click.option("--steps", type=click.IntRange(1, 100_000), default=None, help="denoiser steps per model type")
+@click.option("--steps", type=click.IntRange(1, 100_000), default=None,
+              help="denoiser steps per image model type (video trains Budget.video_steps)")
 @click.option("--pictures", type=click.IntRange(16, 1_000_000), default=None, help="training pictures per model type")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where the weights go (default: app/backends/diffusers/devweights, which build-dev reads)")
 @click.option("--keep-vae", is_flag=True, help="train the denoisers against the VAE already there")
+@click.option("--models", "names", default=None, help="comma-separated model types (default: every diffusers type)")
+@click.option("--device", default="cpu", show_default=True,
+              help="cpu, or cuda (faster; equivalent weights, not bit-identical ones)")
 def models_train_dev(vae_steps: int | None, steps: int | None, pictures: int | None, out: Path | None,
-                     keep_vae: bool) -> None:
-    """Train the dev checkpoints on the procedural world (seeded; about 20 minutes on 2 CPU cores).
+                     keep_vae: bool, names: str | None, device: str) -> None:
+    """Train the dev checkpoints on the procedural world (seeded; about 75 minutes on 2 CPU cores).
 
     `seedgrid models build-dev` then builds checkpoints from the weights it writes.
     """
@@ -164,10 +168,18 @@ def models_train_dev(vae_steps: int | None, steps: int | None, pictures: int | N
     quiet_libraries()
     changes = {k: v for k, v in {"vae_steps": vae_steps, "denoiser_steps": steps, "pictures": pictures}.items() if v}
     budget = dataclasses.replace(Budget(), **changes)
-    specs = [served_spec(name) for name in SERVED_MODELS]
+    try:
+        specs = [served_spec(name.strip()) for name in (names.split(",") if names else SERVED_MODELS) if name.strip()]
+    except InvalidRequest as exc:
+        raise click.BadParameter(str(exc), param_hint="--models") from None
     if keep_vae and not ((out or WEIGHTS) / "vae.safetensors").exists():
         raise click.BadParameter(f"there is no VAE in {out or WEIGHTS} to keep", param_hint="--keep-vae")
-    train_dev_weights(specs, synthetic_prompt, budget, click.echo, out=out, keep_vae=keep_vae)
+    if device != "cpu":
+        import torch
+
+        if not device.startswith("cuda") or not torch.cuda.is_available():
+            raise click.BadParameter(f"{device!r} is not an available device here; use cpu", param_hint="--device")
+    train_dev_weights(specs, synthetic_prompt, budget, click.echo, out=out, keep_vae=keep_vae, device=device)
     click.echo(f"weights written to {out or WEIGHTS}; `seedgrid models build-dev` rebuilds the checkpoints from them")
 
 

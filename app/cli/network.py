@@ -306,11 +306,13 @@ def beat(name: str, loglevel: str) -> None:
               help="seconds per block of the local chain (0.1: an epoch of 360 blocks in 36 s)")
 @click.option("--dashboard-port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option("--flower-port", type=click.IntRange(1, 65535), default=5555, show_default=True)
+@click.option("--gateway-port", type=click.IntRange(1, 65535), default=8100, show_default=True)
 @click.option("--miner-port", type=click.IntRange(1, 65535), default=8091, show_default=True,
               help="first port for miner APIs")
 @click.option("--wandb", "use_wandb", is_flag=True, help="log rounds and the leaderboard to Weights & Biases")
-def up(miners, cheaters, epochs, duration, block_time, dashboard_port, flower_port, miner_port, use_wandb) -> None:
-    """Run a whole local network: chain, validator, miners, a cheater, Flower, the dashboard."""
+def up(miners, cheaters, epochs, duration, block_time, dashboard_port, flower_port, gateway_port, miner_port,
+       use_wandb) -> None:
+    """Run a whole local network: chain, validator, miners, a cheater, the gateway, Flower, the dashboard."""
     from rich.console import Console
 
     from app.local_network import Plan, UpError, run
@@ -320,8 +322,8 @@ def up(miners, cheaters, epochs, duration, block_time, dashboard_port, flower_po
         raise click.ClickException(f"`seedgrid up` runs the local chain; SEEDGRID_CHAIN is {settings.chain!r}")
     plan = Plan(miners=[m.strip() for m in miners.split(",") if m.strip()],
                 cheaters=[c.strip() for c in cheaters.split(",") if c.strip()], block_time=block_time,
-                dashboard_port=dashboard_port, flower_port=flower_port, miner_port=miner_port, epochs=epochs,
-                duration=duration, wandb=use_wandb)
+                dashboard_port=dashboard_port, flower_port=flower_port, gateway_port=gateway_port,
+                miner_port=miner_port, epochs=epochs, duration=duration, wandb=use_wandb)
     try:
         console = Console()
         code = run(settings, plan, console if console.is_terminal else Console(width=140))

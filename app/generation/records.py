@@ -39,7 +39,7 @@ def begin(session: Session, *, task_id: str, request: GenerationRequest, worker:
 
 def finish(
     session: Session, *, task_id: str, media_type: str, pixel_sha256: str, artifact_sha256: str,
-    artifact_path: str, timings: dict, environment: dict,
+    artifact_path: str, timings: dict, environment: dict, frames_path: str | None = None,
 ) -> Generation:
     row = get(session, task_id=task_id)
     if row is None:
@@ -49,6 +49,7 @@ def finish(
     row.pixel_sha256 = pixel_sha256
     row.artifact_sha256 = artifact_sha256
     row.artifact_path = artifact_path
+    row.frames_path = frames_path
     row.timings = timings
     row.environment = environment
     row.finished_at = utcnow()
@@ -76,6 +77,7 @@ def as_result(row: Generation) -> dict:
         "pixel_sha256": row.pixel_sha256,
         "artifact_sha256": row.artifact_sha256,
         "artifact_path": row.artifact_path,
+        "frames_path": row.frames_path,
         "timings": row.timings,
         "environment": row.environment,
         "worker": row.worker,

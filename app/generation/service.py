@@ -72,11 +72,13 @@ def generate_and_record(
             limit = min(limit, expires_at - time.time())
         out = engine.generate(request, deadline=time.monotonic() + limit)
         path, digest = artifacts.store(settings.artifacts_dir, out.data, media.extension(out.media_type))
+        frames = artifacts.store(settings.artifacts_dir, out.frames, media.FRAMES_EXTENSION)[0] if out.frames else None
         timings = {"queued_ms": round(max(0.0, started - enqueued_at) * 1000, 1) if enqueued_at else 0.0, **out.timings}
         with session_scope(url) as session:
             row = records.finish(
                 session, task_id=task_id, media_type=out.media_type, pixel_sha256=out.pixel_sha256,
                 artifact_sha256=digest, artifact_path=str(path), timings=timings, environment=out.environment,
+                frames_path=str(frames) if frames else None,
             )
             return records.as_result(row)
     except Exception as exc:

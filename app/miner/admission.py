@@ -25,16 +25,9 @@ import redis
 from app import keys
 from app.chain.base import Chain, Neuron
 from app.scoring.volume import validator_quotas
+from app.web import Refused
 
 log = logging.getLogger(__name__)
-
-
-class Refused(Exception):
-    """A request the miner will not serve: status, machine-readable error, human detail."""
-
-    def __init__(self, status: int, error: str, detail: str, retry_after: int | None = None):
-        self.status, self.error, self.detail, self.retry_after = status, error, detail, retry_after
-        super().__init__(detail)
 
 
 class MetagraphCache:

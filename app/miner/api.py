@@ -9,7 +9,6 @@ priority from the caller's stake, and the API waits at most the model's timeout 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -26,12 +25,18 @@ from app.backends.registry import served_spec
 from app.chain.base import Chain
 from app.generation.limits import model_timeout, time_limits
 from app.keys import WORKER_ENVIRONMENT as ENV_KEY
-from app.miner.admission import Admission, AdmissionPolicy, MetagraphCache, Refused
+from app.miner.admission import Admission, AdmissionPolicy, MetagraphCache
 from app.miner.nonces import RedisNonceStore
 from app.protocol.errors import CheckpointError, GenerationTimeout, InvalidRequest
 from app.protocol.request import GenerationRequest, parse_request
 from app.protocol.schemas import ErrorBody, GenerateBody, GenerateResponse, InfoResponse
 from app.settings import Settings
+from app.web import (
+    Refused,
+    decode_json,
+    install_error_handlers,
+    read_body,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +45,6 @@ def worker_environment(redis_client: redis.Redis, model: str) -> dict | None:
     """The environment fingerprint a GPU worker of this model type published at start, if any."""
     env = redis_client.get(ENV_KEY.format(model=model))
     return json.loads(env) if env else None
-
-
-def _error(status: int, error: str, detail: str, field: str | None = None, retry_after: int | None = None):
-    body = {"error": error, "detail": detail}
-    if field:
-        body["field"] = field
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _responses(*codes: int) -> dict:
@@ -62,9 +59,11 @@ def honest_answer(req: GenerationRequest, priority: int, timeout: float, started
     """Generate on the GPU queue and answer with the artifact, its pixel hash and environment."""
     result = run_generation(req, priority, timeout)
     data = read_artifact(result["artifact_path"])
+    frames = read_artifact(result["frames_path"]) if result.get("frames_path") else None
     timings = {**result["timings"], "total_ms": round((time.perf_counter() - started) * 1000, 1)}
     return GenerateResponse(request_id=req.request_id, model=req.model, media_type=result["media_type"],
                             data=base64.b64encode(data).decode(), pixel_sha256=result["pixel_sha256"],
+                            frames=base64.b64encode(frames).decode() if frames else None,
                             timings=timings, environment=result["environment"])
 
 
@@ -84,34 +83,12 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
     app = FastAPI(title="Seedgrid miner", version=__version__,
                   description=f"Serves {spec.name}. Every request but /healthz is btauth/1-signed for hotkey {hotkey}.")
 
-    @app.exception_handler(Refused)
-    async def _refused(_request: Request, exc: Refused):
-        return _error(exc.status, exc.error, exc.detail, retry_after=exc.retry_after)
-
-    @app.exception_handler(InvalidRequest)
-    async def _invalid(_request: Request, exc: InvalidRequest):
-        return _error(400, "invalid_request", exc.message, field=exc.field)
-
-    @app.exception_handler(redis.RedisError)
-    async def _redis_down(_request: Request, exc: redis.RedisError):
-        log.warning("Redis error while serving a request: %s", exc)
-        return _error(503, "unavailable", "this miner's Redis is not answering; retry later", retry_after=5)
+    install_error_handlers(app, "miner API", log)
 
     async def authenticated(request: Request) -> tuple[str, bytes]:
         import bittensor as bt
 
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            raise Refused(413, "payload_too_large", f"body of {declared} bytes exceeds {settings.max_body_bytes}")
-        body = b""
-        try:
-            async with asyncio.timeout(settings.body_read_timeout):
-                async for chunk in request.stream():
-                    body += chunk
-                    if len(body) > settings.max_body_bytes:
-                        raise Refused(413, "payload_too_large", f"body exceeds {settings.max_body_bytes} bytes")
-        except TimeoutError:
-            raise Refused(408, "body_timeout", f"the body did not arrive within {settings.body_read_timeout:g} s") from None
+        body = await read_body(request, max_bytes=settings.max_body_bytes, timeout=settings.body_read_timeout)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         try:
             caller = bt.http_auth.verify(dict(request.headers), body, method=request.method, path=target,
@@ -172,32 +149,6 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
                 raise
 
     return app
-
-
-MAX_JSON_DEPTH = 8  # a request is two levels deep; deeper nesting is an attack on the parser
-
-
-def decode_json(body: bytes):
-    """The body as JSON, or InvalidRequest naming `body`: never an exception of the parser's own."""
-    try:
-        value = json.loads(body)
-    except RecursionError:
-        raise InvalidRequest("body", f"is nested too deeply; at most {MAX_JSON_DEPTH} levels") from None
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("body", "is not valid JSON") from None
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise InvalidRequest("body", f"is nested too deeply; at most {MAX_JSON_DEPTH} levels")
-    return value
-
-
-def _depth(value, level: int = 1) -> int:
-    if level > MAX_JSON_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
 
 
 def run_generation(req: GenerationRequest, priority: int, timeout: float) -> dict:

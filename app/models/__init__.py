@@ -2,6 +2,7 @@
 
 from app.models.base import Base
 from app.models.chain import ChainNeuron, ChainSubnet, ChainWeightSet
+from app.models.gateway import ApiKey, Job
 from app.models.generation import Generation, GenerationStatus
 from app.models.validator import (
            Challenge,
@@ -13,5 +14,5 @@ from app.models.validator import (
            WeightSet,
 )
 
-__all__ = ["Base", "Challenge", "ChainNeuron", "ChainSubnet", "ChainWeightSet", "Epoch", "Generation",
-           "GenerationStatus", "MinerState", "Outcome", "Response", "TierChange", "WeightSet"]
+__all__ = ["ApiKey", "Base", "Challenge", "ChainNeuron", "ChainSubnet", "ChainWeightSet", "Epoch", "Generation",
+           "GenerationStatus", "Job", "MinerState", "Outcome", "Response", "TierChange", "WeightSet"]

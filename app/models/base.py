@@ -21,3 +21,8 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """A stored timestamp as UTC-aware (SQLite hands them back naive)."""
+    return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)

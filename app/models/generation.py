@@ -36,6 +36,7 @@ class Generation(Base):
     pixel_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     artifact_sha256: Mapped[str | None] = mapped_column(String(64))
     artifact_path: Mapped[str | None] = mapped_column(Text)
+    frames_path: Mapped[str | None] = mapped_column(Text)  # video: the lossless frames (media.encode_frames)
     timings: Mapped[dict | None] = mapped_column(JSON)
     environment: Mapped[dict | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)

@@ -32,6 +32,7 @@ class Challenge(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | reproduced | failed
     reproduction_sha256: Mapped[str | None] = mapped_column(String(64))
     reproduction_path: Mapped[str | None] = mapped_column(Text)
+    reproduction_frames_path: Mapped[str | None] = mapped_column(Text)  # video: the lossless frames
     reproduction_env: Mapped[dict | None] = mapped_column(JSON)
     reproduction_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
@@ -52,6 +53,7 @@ class Response(Base):
     latency_s: Mapped[float | None] = mapped_column(Float)
     media_type: Mapped[str | None] = mapped_column(String(32))
     artifact_path: Mapped[str | None] = mapped_column(Text)
+    frames_path: Mapped[str | None] = mapped_column(Text)  # video: the lossless frames the miner returned
     claimed_sha256: Mapped[str | None] = mapped_column(String(64))
     environment: Mapped[dict | None] = mapped_column(JSON)
     pixel_sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # computed by the validator

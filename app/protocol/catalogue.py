@@ -125,8 +125,11 @@ class ModelSpec:
         return int(raw * 1.05) + 4096
 
     def max_reply_bytes(self, width: int | None = None, height: int | None = None, frames: int | None = None) -> int:
-        """A miner's whole JSON reply: the media in base64 (4/3) plus 16 KiB of envelope."""
-        return -(-self.max_output_bytes(width, height, frames) // 3) * 4 + 16 * 1024
+        """A miner's whole JSON reply: the media in base64 (4/3), a video's lossless frames too, plus 16 KiB."""
+        media = self.max_output_bytes(width, height, frames)
+        if self.is_video:  # the stacked PNG of its frames (1.05x raw bounds a PNG as well)
+            media += self.max_output_bytes(width, height, frames)
+        return -(-media // 3) * 4 + 16 * 1024
 
     def default_params(self) -> dict[str, object]:
         params: dict[str, object] = {

@@ -1,10 +1,12 @@
 """Media encoding and decoding, and the pixel hash every party computes the same way.
 
-`pixel_sha256` is defined on decoded uint8 RGB pixels shaped (frames, height, width, 3),
-the shape included, so anyone holding the returned bytes alone can compute it. Images
-are PNG (lossless: decoding gives back the generated pixels). Videos are H.264 MP4 made
-by imageio-ffmpeg's bundled ffmpeg with a byte-stable recipe; the hash is taken on the
-decoded frames, never on container bytes.
+`pixel_sha256` is defined on uint8 RGB pixels shaped (frames, height, width, 3), the
+shape included, so anyone holding the returned bytes alone can compute it. Images are
+PNG (lossless: decoding gives back the generated pixels). Videos are H.264 MP4 made by
+imageio-ffmpeg's bundled ffmpeg with a byte-stable recipe, for people to watch; beside
+it a video answer carries its frames losslessly (`encode_frames`: one PNG of the frames
+stacked), and the hash and the verification are taken on those. An encoder blurs frames
+that differ by one level into differences as large as a cheat's (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ MP4_ENCODE_PARAMS = [
     "-threads", "1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
     "-preset", "medium", "-crf", "2", "-movflags", "+faststart",
 ]
+FRAMES_EXTENSION = "frames.png"  # a stored video's lossless frames, beside its .mp4
 MAX_DECODED_PIXELS = 64 * 1536 * 1536  # refuse to decode media larger than any valid output
 
 
@@ -81,6 +84,21 @@ def decode_png(data: bytes) -> np.ndarray:
             return to_uint8(np.asarray(img.convert("RGB")))
     except (UnidentifiedImageError, OSError) as exc:
         raise MediaError(f"not a readable PNG image: {exc}") from None
+
+
+def encode_frames(frames: np.ndarray) -> bytes:
+    """Every frame, losslessly: one PNG of the frames stacked top to bottom (a video answer's `frames`)."""
+    arr = to_uint8(frames)
+    n, h, w, _ = arr.shape
+    return encode_png(arr.reshape(1, n * h, w, 3))
+
+
+def decode_frames(data: bytes, frames: int) -> np.ndarray:
+    """(frames, height, width, 3) from a stacked PNG of `frames` frames."""
+    strip = decode_png(data)[0]
+    if frames < 1 or strip.shape[0] % frames:
+        raise MediaError(f"a stack of {frames} frames cannot be {strip.shape[0]} pixels tall")
+    return strip.reshape(frames, strip.shape[0] // frames, strip.shape[1], 3)
 
 
 def _ffmpeg() -> str:
@@ -170,3 +188,10 @@ def decode(data: bytes, media_type: MediaType | str) -> np.ndarray:
 
 def extension(media_type: MediaType | str) -> str:
     return {MediaType.PNG: "png", MediaType.MP4: "mp4", MediaType.TEXT: "txt"}[MediaType(media_type)]
+
+
+def mean_squared_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared difference of two uint8 frame stacks of one shape, in levels squared (an encoder's fidelity)."""
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
+    return float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))

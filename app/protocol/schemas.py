@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from app.protocol.catalogue import SCHEDULERS, Bounds
-from app.protocol.request import KINDS, MAX_SEED
+from app.protocol.request import MAX_SEED
 
 # The widest bounds any model type accepts; each type's own are in the catalogue, and
 # parse_request enforces them. Derived, never restated.
@@ -28,7 +28,6 @@ class GenerateParams(BaseModel):
 
 class GenerateBody(BaseModel):
     request_id: str | None = None
-    kind: str = Field("challenge", description=" or ".join(KINDS))
     model: str
     prompt: str = Field(..., max_length=_B.max_prompt_chars)
     negative_prompt: str | None = Field(None, max_length=_B.max_prompt_chars)
@@ -48,6 +47,8 @@ class GenerateResponse(BaseModel):
     model: str
     media_type: str
     data: str = Field(..., description="base64 of the PNG or MP4 bytes")
+    frames: str | None = Field(None, description="videos: base64 of one PNG of every frame stacked top to bottom, "
+                                                 "the lossless pixels the answer is hashed and verified on")
     pixel_sha256: str
     timings: Timings
     environment: dict
@@ -86,9 +87,9 @@ MAX_ENVIRONMENT_JSON = 4096  # a fingerprint is a few hundred bytes; it is store
 def parse_answer(answer: dict, *, request_id: str, model: str) -> dict:
     """Check a miner's 200 reply field by field (the miner is untrusted); the fields to store.
 
-    Returns {media_type, data (bytes), claimed_sha256, environment}. Media that decodes to
-    the wrong thing is the verifier's business; this only makes sure there is something
-    of the right shape to verify.
+    Returns {media_type, data (bytes), frames (bytes or None), claimed_sha256, environment}.
+    Media that decodes to the wrong thing is the verifier's business; this only makes sure
+    there is something of the right shape to verify.
     """
     import base64
     import binascii
@@ -108,17 +109,22 @@ def parse_answer(answer: dict, *, request_id: str, model: str) -> dict:
         raise MalformedAnswer("model", f"is {answer['model']!r}, the request was for {model}")
     media_type = text("media_type", 32)
     claimed = text("pixel_sha256", 64)
-    encoded = answer.get("data")
-    if not isinstance(encoded, str) or not encoded:
-        raise MalformedAnswer("data", "must be a non-empty base64 string")
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise MalformedAnswer("data", "is not valid base64") from None
+    def decoded(name: str) -> bytes:
+        encoded = answer.get(name)
+        if not isinstance(encoded, str) or not encoded:
+            raise MalformedAnswer(name, "must be a non-empty base64 string")
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedAnswer(name, "is not valid base64") from None
+
+    data = decoded("data")
+    frames = decoded("frames") if answer.get("frames") is not None else None  # a video's lossless frames
     environment = answer.get("environment")
     if environment is not None:
         if not isinstance(environment, dict):
             raise MalformedAnswer("environment", f"must be an object, got {type(environment).__name__}")
         if len(json.dumps(environment)) > MAX_ENVIRONMENT_JSON:
             raise MalformedAnswer("environment", f"is larger than {MAX_ENVIRONMENT_JSON} bytes of JSON")
-    return {"media_type": media_type, "data": data, "claimed_sha256": claimed, "environment": environment}
+    return {"media_type": media_type, "data": data, "frames": frames, "claimed_sha256": claimed,
+            "environment": environment}

@@ -7,12 +7,16 @@ challenge is generated here (the reference) and compared by cosine distance
 (app/verification/fingerprint.py) with:
 - honest variants, which must pass: the same request in separate processes with another
   thread count and other CPU ISAs;
-- for video, the encoder's own noise, recorded beside them: the same frames encoded at
-  another CRF and preset (standing in for another x264 build), and frames one level apart;
+- video is judged on the lossless frames a video answer carries (app/verification/pixels.py),
+  so the encoder is out of the comparison; recorded beside it is how far an MP4 lands from
+  its own frames (`mp4_fidelity`, mean squared error in levels: the recipe, and another CRF
+  and preset standing in for another x264 build), which the verifier's MP4_MAX_MSE must
+  clear by SAFETY;
 - every cheat of app/testkit/cheats.py (another seed, fewer steps, one step fewer, another
   scheduler, no CFG, lowered guidance, another checkpoint), a replayed or copied answer,
   half resolution upscaled, and reduced precision (the pipeline in bfloat16 while the
-  class says float32), which must all fail (the far ones, FAR, on every FAR_EVERY-th challenge).
+  class says float32), which must all fail (the far ones, FAR, on every FAR_EVERY-th challenge,
+  reduced precision on every REDUCED_EVERY-th: a CPU emulates bfloat16, 75x slower).
 Per model type it records the distributions (n, max, p99, median, min), the closest
 cheat, the margin (closest cheat's minimum / honest maximum) and the threshold: the
 honest maximum times SAFETY, unless that would come within a factor of SAFETY of the
@@ -55,8 +59,24 @@ SIZES = ("local", "default")
 # FAR_EVERY-th challenge only, which saves a third of the time; their n says so.
 FAR = ("wrong_seed", "other_checkpoint", "replayed_or_copied", "half_resolution")
 FAR_EVERY = 4
-# The encoder's own noise (video): what a different encode of the same frames does.
-ENCODER_VARIANTS = {"crf=8": ["-crf", "8"], "preset=veryfast": ["-preset", "veryfast"]}
+# The reduced-precision cheat runs the pipeline in bfloat16, which a CPU without native
+# half precision emulates: 90 s a generation on the 2-core CI machine, against 1.2 s in
+# float32. It is measured on every REDUCED_EVERY-th challenge (3 of 24), and its n says so.
+REDUCED_EVERY = 8
+# How far an MP4 lands from its own frames: the recipe, and encodes standing in for other x264 builds.
+ENCODER_VARIANTS = {"recipe": [], "crf=8": ["-crf", "8"], "preset=veryfast": ["-preset", "veryfast"]}
+
+
+GUIDANCE_STEPS = (-2.0, -1.0, 0.0, 1.0, 2.0)  # around the params' guidance
+STEPS_STEPS = (-1, 0, 0, 1)
+
+
+def vary_params(params: dict, rng: random.Random) -> dict:
+    """Guidance +-2 and steps +-1 around `params`: the spread each calibration challenge draws."""
+    out = dict(params)
+    out["guidance"] = round(max(1.5, out["guidance"] + rng.choice(GUIDANCE_STEPS)), 1)
+    out["steps"] = max(2, out["steps"] + rng.choice(STEPS_STEPS))
+    return out
 
 
 def challenges(model: str, n: int, sizes=SIZES, seed: int = 7) -> list[GenerationRequest]:
@@ -70,8 +90,7 @@ def challenges(model: str, n: int, sizes=SIZES, seed: int = 7) -> list[Generatio
         params = spec.default_params()
         if sizes[i % len(sizes)] == "local":
             params.update(LOCAL_CHALLENGES.get(model, {}))
-        params["guidance"] = round(max(1.5, params["guidance"] + rng.choice((-2.0, -1.0, 0.0, 1.0, 2.0))), 1)
-        params["steps"] = max(2, params["steps"] + rng.choice((-1, 0, 0, 1)))
+        params = vary_params(params, rng)
         out.append(parse_request({"model": model, "prompt": synthetic_prompt(rng.randrange(1 << 30)),
                                   "seed": rng.randrange(1 << 32), "params": params}))
     return out
@@ -105,23 +124,19 @@ class Generator:
 
 
 def _half_resolution(gen: Generator, req: GenerationRequest) -> np.ndarray:
-    """What the half_resolution cheater delivers, as the validator decodes it."""
-    p, kind = req.params, CATALOGUE[req.model].media_type
-    big = upscale(gen.pixels(half_resolution(req)), p.width, p.height)
-    return media.decode(media.encode(big, kind, fps=p.fps), kind)
+    """What the half_resolution cheater delivers: lossless pixels (a PNG, or a video's frames)."""
+    return upscale(gen.pixels(half_resolution(req)), req.params.width, req.params.height)
 
 
-def encoder_variants(frames: np.ndarray, fps: int, seed: int) -> dict[str, np.ndarray]:
-    """The same frames through other encodes: what an honest video may differ by without any cheating."""
-    out = {}
-    for name, extra in ENCODER_VARIANTS.items():
-        data = media.encode_mp4(frames, fps, extra)
-        out[name] = media.decode(data, media.MediaType.MP4)
-    rng = np.random.default_rng(seed)
-    nudged = frames.astype(np.int16) + rng.choice((-1, 0, 0, 0, 0, 0, 0, 0, 0, 1), size=frames.shape)
-    nudged = np.clip(nudged, 0, 255).astype(np.uint8)
-    out["frames±1"] = media.decode(media.encode(nudged, media.MediaType.MP4, fps=fps), media.MediaType.MP4)
-    return out
+def encoder_variants(frames: np.ndarray, fps: int) -> dict[str, np.ndarray]:
+    """The frames through the MP4 recipe and other encodes: what an honest MP4 shows of its own frames."""
+    return {name: media.decode(media.encode_mp4(frames, fps, extra), media.MediaType.MP4)
+            for name, extra in ENCODER_VARIANTS.items()}
+
+
+def encoder_fidelity(frames: np.ndarray, fps: int) -> dict[str, float]:
+    """How far each encode of the frames lands from them: mean squared error in levels (pixels.MP4_MAX_MSE)."""
+    return {name: media.mean_squared_error(frames, out) for name, out in encoder_variants(frames, fps).items()}
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -161,8 +176,10 @@ def threshold_between(honest_max: float, cheat_min: float) -> float:
 
 
 def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = print, sizes=SIZES,
-              envs: dict[str, dict] = HONEST_ENVS) -> dict:
-    """Measure every model type in `models`; returns the calibration document."""
+              envs: dict[str, dict] = HONEST_ENVS, reduced_every: int = REDUCED_EVERY) -> dict:
+    """Measure every model type in `models`; returns the calibration document.
+
+    reduced_every: the reduced-precision cheat on every such challenge (its cost on a CPU)."""
     t0 = time.time()
     gen = Generator(settings)
     plan = {m: challenges(m, n, sizes) for m in models}
@@ -180,40 +197,126 @@ def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = 
                 honest.setdefault(name, []).append(_distance(ref, honest_outputs[name][index]))
             index += 1
             if CATALOGUE[model].is_video:
-                for name, out in encoder_variants(ref, req.params.fps or 8, req.seed).items():
-                    encoder.setdefault(name, []).append(_distance(ref, out))
+                for name, error in encoder_fidelity(ref, req.params.fps or 8).items():
+                    encoder.setdefault(name, []).append(error)
             for name, variant in cheat_requests(req).items():
                 if far or name not in FAR:
                     cheats.setdefault(name, []).append(_distance(ref, gen.pixels(variant)))
             if far:
                 cheats.setdefault("half_resolution", []).append(_distance(ref, _half_resolution(gen, req)))
-            cheats.setdefault("reduced_precision", []).append(_distance(ref, gen.pixels(req, "bfloat16")))
-        all_honest = [d for ds in honest.values() for d in ds]
-        closest = min(cheats, key=lambda k: min(cheats[k]))
-        h, c = max(all_honest), min(cheats[closest])
-        distance = threshold_between(h, c)
+            if i % reduced_every == 0:
+                cheats.setdefault("reduced_precision", []).append(_distance(ref, gen.pixels(req, "bfloat16")))
         kind = kind_of(gen.engine(model).environment)
-        results[model] = {
-            "challenges": len(plan[model]), "sizes": list(sizes), "honest": stats(all_honest),
-            "honest_by_variant": {k: stats(v) for k, v in honest.items()},
-            "cheats": {k: stats(v) for k, v in cheats.items()}, "closest_cheat": closest,
-            "margin": c / max(h, 1e-12), "threshold": 1.0 - distance, "threshold_distance": distance,
-            "pairs": {pair_key(kind, kind): {"threshold": 1.0 - distance, "honest_variants": sorted(honest)}},
-        }
-        if encoder:
-            noise = max(max(v) for v in encoder.values())
-            results[model]["encoder_noise"] = {k: stats(v) for k, v in encoder.items()}
-            results[model]["margin_over_encoder_noise"] = c / max(noise, 1e-12)
-        log(f"{model}: {len(plan[model])} challenges | honest max {h:.2e} p99 {stats(all_honest)['p99']:.2e} | "
-            f"closest cheat {closest} {c:.2e} | threshold {distance:.2e} | margin x{c / max(h, 1e-12):,.0f}")
+        measured = {"challenges": len(plan[model]), "sizes": list(sizes),
+                    "honest_by_variant": {k: stats(v) for k, v in honest.items()},
+                    "cheats": {k: stats(v) for k, v in cheats.items()}}
+        if encoder:  # what the verifier's MP4_MAX_MSE must clear (app/verification/pixels.py)
+            measured["mp4_fidelity"] = {k: stats(v) for k, v in encoder.items()}
+        results[model] = model_row({"+".join(sizes): measured}, kind)
+        row = results[model]
+        log(f"{model}: {len(plan[model])} challenges | honest max {row['honest']['max']:.2e} "
+            f"p99 {row['honest']['p99']:.2e} | closest cheat {row['closest_cheat']} "
+            f"{row['cheats'][row['closest_cheat']]['min']:.2e} | threshold {row['threshold_distance']:.2e} | "
+            f"margin x{row['margin']:,.0f}")
     reference = gen.engine(models[0]).environment
     return {"format": 2, "generated_by": "app/testkit/calibration.py", "safety_factor": SAFETY,
             "honest_environments": list(envs), "reference_environment": reference,
             "seconds": round(time.time() - t0), "models": results}
 
 
+def combine(parts: list[dict]) -> dict:
+    """The stats of several measurements together: n, max and min exact; p99 and median are
+    the largest of the parts' (an upper bound, on the verifier's safe side)."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    return {"n": sum(p["n"] for p in parts), "max": max(p["max"] for p in parts), "min": min(p["min"] for p in parts),
+            "p99": max(p["p99"] for p in parts), "median": max(p["median"] for p in parts)}
+
+
+def _combined(classes: list[dict], field: str) -> dict[str, dict]:
+    names = sorted({k for c in classes for k in c.get(field, {})})
+    return {k: combine([c[field][k] for c in classes if k in c.get(field, {})]) for k in names}
+
+
+def model_row(by_size: dict[str, dict], kind: str) -> dict:
+    """A model type's calibration from its measurements per size class ("local", "default"):
+    honest and cheat distances over all of them, the threshold between, and the pairs."""
+    classes = list(by_size.values())
+    honest_by_variant = _combined(classes, "honest_by_variant")
+    cheats = _combined(classes, "cheats")
+    honest = combine(list(honest_by_variant.values()))
+    closest = min(cheats, key=lambda k: cheats[k]["min"])
+    h, c = honest["max"], cheats[closest]["min"]
+    distance = threshold_between(h, c)
+    row = {
+        "challenges": sum(m["challenges"] for m in classes), "sizes": sorted({s for m in classes for s in m["sizes"]}),
+        "honest": honest, "honest_by_variant": honest_by_variant, "cheats": cheats, "closest_cheat": closest,
+        "margin": c / max(h, 1e-12), "threshold": 1.0 - distance, "threshold_distance": distance,
+        "pairs": {pair_key(kind, kind): {"threshold": 1.0 - distance, "honest_variants": sorted(honest_by_variant)}},
+        "by_size": by_size,
+    }
+    low = cheats.get("reduced_precision")
+    if low:  # the same bfloat16 outputs, honestly claimed, are the honest side of the bfloat16 pair
+        row["pairs"].update(_pair(pair_key(kind, f"{kind.split('/')[0]}/bfloat16"), low,
+                                  {k: v for k, v in cheats.items() if k != "reduced_precision"}))
+    fidelity = _combined(classes, "mp4_fidelity")
+    if fidelity:
+        row["mp4_fidelity"] = fidelity
+    return row
+
+
+def _pair(key: str, honest: dict, cheats: dict[str, dict]) -> dict:
+    """A pair's entry from its honest distances' stats and the cheats': a threshold only when they separate."""
+    cheat_min = min(v["min"] for v in cheats.values())
+    entry = {"honest": honest, "margin": cheat_min / max(honest["max"], 1e-12)}
+    if honest["max"] < cheat_min:
+        distance = threshold_between(honest["max"], cheat_min)
+        entry.update(threshold=1.0 - distance, threshold_distance=distance)
+    else:
+        entry["separable"] = False
+    return {key: entry}
+
+
+def add_pairs(doc: dict, measured: dict) -> list[str]:
+    """Calibrate environment pairs measured elsewhere (bench/device_determinism.py --json) into `doc`.
+
+    `measured["pairs"][model][pair]["distances"]`: honest distances of that pair's outputs to
+    the CPU reference over the calibration's challenges. The cheats are those `doc`
+    measured for the model type (a cheat's distance is a property of the cheat, not of the
+    honest environment); reduced precision counts only where both sides claim float32. A pair whose honest maximum reaches the closest cheat gets no
+    threshold: it is recorded as not separable, and such miners are judged at the
+    strictest threshold (app/verification/thresholds.py).
+    """
+    lines = []
+    for model, pairs in measured.get("pairs", {}).items():
+        row = doc["models"].get(model)
+        if row is None:
+            lines.append(f"{model}: not in the calibration; measure it first (seedgrid calibrate --models {model})")
+            continue
+        for pair, m in pairs.items():
+            if pair in row["pairs"] and "measured_on" not in row["pairs"][pair]:
+                continue  # the pair this calibration measured itself
+            # reduced precision cheats only a pair that claims float32 on both sides
+            full = all(kind.endswith("/float32") for kind in pair.split("~"))
+            cheats = {k: v for k, v in row["cheats"].items() if full or k != "reduced_precision"}
+            cheat_min = min(v["min"] for v in cheats.values())
+            entry = _pair(pair, stats(m["distances"]), cheats)[pair]
+            entry["measured_on"] = m.get("environment", {}).get("device_name")
+            honest = entry["honest"]
+            if "threshold" in entry:
+                lines.append(f"{model} {pair}: honest max {honest['max']:.2e} over {honest['n']} | closest cheat "
+                             f"{cheat_min:.2e} | threshold {entry['threshold_distance']:.2e} | "
+                             f"margin x{entry['margin']:,.1f}")
+            else:
+                lines.append(f"{model} {pair}: honest max {honest['max']:.2e} reaches the closest cheat "
+                             f"{cheat_min:.2e}: NOT separable, no threshold (judged at the strictest)")
+            row["pairs"][pair] = entry
+    return lines
+
+
 def write(doc: dict, path: Path) -> None:
-    """Write `doc`, keeping the other model types a previous file measured on the same reference kind."""
+    """Write `doc`, keeping what a previous file measured on the same reference kind: the other
+    model types, and a model type's other size classes (a `--sizes default` run adds to `local`)."""
     if path.exists():
         try:
             previous = json.loads(path.read_text())
@@ -221,9 +324,36 @@ def write(doc: dict, path: Path) -> None:
             previous = {}
         if previous.get("format") == doc["format"] and (
                 kind_of(previous.get("reference_environment")) == kind_of(doc["reference_environment"])):
-            doc = {**doc, "models": {**previous.get("models", {}), **doc["models"]}}
+            kind = kind_of(doc["reference_environment"])
+            models = dict(previous.get("models", {}))
+            for model, row in doc["models"].items():
+                models[model] = _merged(models.get(model), row, kind)
+            doc = {**doc, "models": models}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def _merged(previous: dict | None, row: dict, kind: str) -> dict:
+    """`row` with the size classes `previous` measured that it did not; pairs added from elsewhere kept."""
+    if previous is None:
+        return row
+    ours = set(row["sizes"])
+    earlier = previous.get("by_size") or {"+".join(previous.get("sizes", ["local"])): previous}
+    kept = {k: v for k, v in earlier.items() if not ours & set(k.split("+"))}
+    if not kept:
+        merged = row
+    else:
+        merged = model_row({**{k: _measured(v) for k, v in kept.items()}, **row["by_size"]}, kind)
+    for pair, entry in previous.get("pairs", {}).items():
+        if "measured_on" in entry and pair not in merged["pairs"]:
+            merged["pairs"][pair] = entry  # measured on other hardware (add_pairs): not ours to drop
+    return merged
+
+
+def _measured(row: dict) -> dict:
+    """A size class's measurement out of a row (an older file's whole row is one class)."""
+    keep = ("challenges", "sizes", "honest_by_variant", "cheats", "mp4_fidelity")
+    return {k: row[k] for k in keep if k in row}
 
 
 def _worker(folder: Path) -> None:

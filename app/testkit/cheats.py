@@ -62,35 +62,43 @@ class Cheat:
         if strategy == "other_checkpoint" and sibling(model) is None:
             raise ValueError(f"other_checkpoint needs a second model type of {model}'s architecture; there is none")
         self.strategy, self.model, self.database_url = strategy, model, database_url
-        self._stock: tuple[bytes, str] | None = None
+        self._stock: tuple[bytes, str, bytes | None] | None = None
 
-    def answer(self, req: GenerationRequest, run: Run, read: Callable[[str], bytes]) -> tuple[bytes, str]:
-        """(bytes, media type) to send back in place of an honest answer to `req`."""
+    def answer(self, req: GenerationRequest, run: Run, read: Callable[[str], bytes]) -> tuple[bytes, str, bytes | None]:
+        """(bytes, media type, a video's lossless frames) to send back in place of an honest answer to `req`."""
         spec = get_spec(req.model)
         s = self.strategy
+
+        def output(result: dict) -> tuple[bytes, str, bytes | None]:
+            frames = read(result["frames_path"]) if result.get("frames_path") else None
+            return read(result["artifact_path"]), spec.media_type.value, frames
+
+        def made(frames: np.ndarray) -> tuple[bytes, str, bytes | None]:
+            lossless = media.encode_frames(frames) if spec.is_video else None
+            return media.encode(frames, spec.media_type, fps=req.params.fps), spec.media_type.value, lossless
+
         if s == "error_text":
-            return b"RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB", spec.media_type.value
+            return b"RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB", spec.media_type.value, None
         if s == "blank":
             p = req.params
-            frames = np.zeros((p.num_frames or 1, p.height, p.width, 3), dtype=np.uint8)
-            return media.encode(frames, spec.media_type, fps=p.fps), spec.media_type.value
+            return made(np.zeros((p.num_frames or 1, p.height, p.width, 3), dtype=np.uint8))
         if s == "half_resolution":
-            p = req.params
-            small = media.decode(read(run(half_resolution(req))["artifact_path"]), spec.media_type)
-            return media.encode(upscale(small, p.width, p.height), spec.media_type, fps=p.fps), spec.media_type.value
+            small = run(half_resolution(req))
+            pixels = (media.decode_frames(read(small["frames_path"]), req.params.num_frames) if spec.is_video
+                      else media.decode(read(small["artifact_path"]), spec.media_type))
+            return made(upscale(pixels, req.params.width, req.params.height))
         if s == "replay":
             if self._stock is None:  # its own earlier answer, to a challenge it saw (or made up) before
-                self._stock = (read(run(dataclasses.replace(req, seed=(req.seed + 1) % 2**32))["artifact_path"]),
-                               spec.media_type.value)
+                self._stock = output(run(dataclasses.replace(req, seed=(req.seed + 1) % 2**32)))
             return self._stock
         if s == "copy":
             copied = self._someone_elses(req)
             if copied is not None:
-                return read(copied), spec.media_type.value
-            return read(run(dataclasses.replace(req, seed=(req.seed + 7) % 2**32))["artifact_path"]), spec.media_type.value
+                return output(copied)
+            return output(run(dataclasses.replace(req, seed=(req.seed + 7) % 2**32)))
         if s == "reduced_precision":  # the request as asked, on a worker of lower precision
-            return read(run(req)["artifact_path"]), spec.media_type.value
-        return read(run(ALTERED[s](req))["artifact_path"]), spec.media_type.value
+            return output(run(req))
+        return output(run(ALTERED[s](req)))
 
     def claimed_environment(self, actual: dict) -> dict:
         """The environment a cheater's answer claims: a reduced-precision one passes itself off as float32."""
@@ -102,7 +110,7 @@ class Cheat:
         claimed["class"] = environment_class(claimed)
         return claimed
 
-    def _someone_elses(self, req: GenerationRequest) -> str | None:
+    def _someone_elses(self, req: GenerationRequest) -> dict | None:
         """The newest output another request produced for this model type (a different challenge)."""
         if not self.database_url:
             return None
@@ -112,9 +120,10 @@ class Cheat:
         from app.models import Generation
 
         with session_scope(self.database_url) as s:
-            return s.scalar(select(Generation.artifact_path).where(
+            row = s.execute(select(Generation.artifact_path, Generation.frames_path).where(
                 Generation.model == req.model, Generation.status == "succeeded", Generation.seed != req.seed,
-                Generation.request_id != req.request_id).order_by(Generation.id.desc()).limit(1))
+                Generation.request_id != req.request_id).order_by(Generation.id.desc()).limit(1)).first()
+            return {"artifact_path": row[0], "frames_path": row[1]} if row else None
 
 
 def half_resolution(req: GenerationRequest) -> GenerationRequest:
@@ -133,14 +142,16 @@ def upscale(frames: np.ndarray, width: int, height: int) -> np.ndarray:
 def cheat_answer(cheat: Cheat, redis_client) -> Callable:
     """The miner API's `answer` for a cheater: the cheat's bytes, with a hash and environment that look honest."""
     def answer(req: GenerationRequest, priority: int, timeout: float, started: float) -> GenerateResponse:
-        data, media_type = cheat.answer(req, lambda r: run_generation(r, priority, timeout), read_artifact)
+        data, media_type, frames = cheat.answer(req, lambda r: run_generation(r, priority, timeout), read_artifact)
         try:
-            claimed = media.pixel_sha256(media.decode(data, media_type))
+            pixels = media.decode_frames(frames, req.params.num_frames) if frames else media.decode(data, media_type)
+            claimed = media.pixel_sha256(pixels)
         except (media.MediaError, ValueError):
             claimed = "0" * 64
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         return GenerateResponse(request_id=req.request_id, model=req.model, media_type=media_type,
                                 data=base64.b64encode(data).decode(), pixel_sha256=claimed,
+                                frames=base64.b64encode(frames).decode() if frames else None,
                                 timings={"queued_ms": 0.0, "generate_ms": elapsed, "total_ms": elapsed},
                                 environment=cheat.claimed_environment(worker_environment(redis_client, req.model) or {}))
 

@@ -9,18 +9,15 @@ tasks module keeps it).
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import redis
-from sqlalchemy.orm import Session
 
 from app.chain import open_chain
 from app.chain.base import Chain
 from app.chain.wallets import load_wallet
-from app.db import session_scope
+from app.db import Sessions, session_scope
 from app.protocol.client import MinerClient
 from app.scoring.tiers import TierTable, tier_table
 from app.settings import Settings
@@ -29,7 +26,7 @@ from app.settings import Settings
 @dataclass
 class Validator:
     settings: Settings
-    sessions: Callable[[], AbstractContextManager[Session]]  # one transaction per call
+    sessions: Sessions  # one transaction per call; sessions(read_only=True) when it only reads
     chain: Chain
     redis: redis.Redis
     client: MinerClient

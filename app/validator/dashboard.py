@@ -3,6 +3,7 @@
 GET /                 the page: leaderboard (sortable), gallery, tiers and scores over epochs, weights
 GET /api/status       block, epoch, tier table (and whether it is scaled for local runs)
 GET /api/leaderboard  uid, hotkey, model, tier, rates, EMA score, last weight
+GET /api/organic      the gateway's last 10 minutes: jobs/min, success, p50/p95 latency, failovers, verdicts
 GET /api/gallery      recent challenges: reproduction beside each miner's answer, with verdicts
 GET /api/history      tiers and scores per epoch
 GET /api/weights      the weights last set on the chain
@@ -47,6 +48,10 @@ def create_dashboard_app(settings: Settings, chain=None) -> FastAPI:
     @app.get("/api/leaderboard")
     def leaderboard() -> list[dict]:
         return views.leaderboard(settings)
+
+    @app.get("/api/organic")
+    def organic() -> dict:
+        return views.organic(settings)
 
     @app.get("/api/gallery")
     def gallery(limit: int = Query(12, ge=1, le=100)) -> list[dict]:

@@ -20,8 +20,10 @@ from app.generation import artifacts
 from app.generation.limits import model_timeout, time_limits
 from app.generation.service import generate_and_record, settle_abandoned
 from app.models import Challenge, Response
+from app.models.base import aware
 from app.protocol import media
 from app.protocol.catalogue import get_spec
+from app.protocol.request import parse_request
 from app.validator import records
 from app.validator.context import Validator
 from app.verification.ladder import verifier_for
@@ -58,7 +60,8 @@ def reproduce(v: Validator, challenge_id: str, *, task_id: str | None = None) ->
             result, error = {}, f"{type(exc).__name__}: {exc}"
         with v.sessions() as s:
             records.record_reproduction(s, challenge_id=challenge_id, pixel_sha256=result.get("pixel_sha256"),
-                                        path=result.get("artifact_path"), environment=result.get("environment"),
+                                        path=result.get("artifact_path"), frames_path=result.get("frames_path"),
+                                        environment=result.get("environment"),
                                         seconds=time.monotonic() - t0, error=error)
     with v.sessions() as s:
         if s.get(Challenge, challenge_id).status != "reproduced":
@@ -76,12 +79,25 @@ def verify_response(v: Validator, response_id: int) -> str | None:
         if response.verdict_rung is not None or challenge.status != "reproduced" or response.status != "answered":
             return response.verdict_rung
         expected_path, expected_sha, model = challenge.reproduction_path, challenge.reproduction_sha256, challenge.model
+        expected_frames, request = challenge.reproduction_frames_path, dict(challenge.request)
         media_type, artifact_path, challenge_id = response.media_type or "", response.artifact_path, challenge.id
+        frames_path = response.frames_path
         threshold = threshold_for(model, v.settings, reference_env=challenge.reproduction_env,
                                   miner_env=response.environment)
     spec = get_spec(model)
-    expected = media.decode(artifacts.load(Path(expected_path)), spec.media_type)
+    if spec.is_video and not expected_frames:  # reproduced by a release before lossless frames
+        with v.sessions() as s:
+            challenge = s.get(Challenge, challenge_id)
+            challenge.status, challenge.error = "failed", "reproduced without lossless frames (an older release)"
+        log.warning("challenge %s has no lossless reproduction frames; not judged, no miner is counted", challenge_id)
+        return None
+    if spec.is_video:  # judged on lossless frames (app/verification/pixels.py)
+        frame_count = parse_request(request).params.num_frames
+        expected = media.decode_frames(artifacts.load(Path(expected_frames)), frame_count)
+    else:
+        expected = media.decode(artifacts.load(Path(expected_path)), spec.media_type)
     data = Path(artifact_path).read_bytes() if artifact_path else b""
+    frames = Path(frames_path).read_bytes() if frames_path else None
 
     def duplicate(pixel_sha256: str) -> str | None:
         with v.sessions() as s:
@@ -90,7 +106,7 @@ def verify_response(v: Validator, response_id: int) -> str | None:
     verdict = verifier_for(spec.media_type)(
         data=data, media_type=media_type, expected_pixels=expected, expected_sha256=expected_sha,
         expected_media_type=spec.media_type.value, threshold=threshold.similarity, threshold_basis=threshold.basis,
-        duplicate_of=duplicate)
+        duplicate_of=duplicate, frames=frames)
     try:
         with v.sessions() as s:
             response = records.record_verdict(s, response_id=response_id, verdict=verdict)
@@ -118,7 +134,7 @@ def settle_stale(v: Validator, *, now: float | None = None) -> dict:
                                 Response.verdict_rung.is_(None))).all()
         for response, challenge in rows:
             limit = model_timeout(v.settings, challenge.model) + v.settings.query_grace + SETTLE_MARGIN_S
-            if (now_dt - _aware(response.created_at)).total_seconds() < limit:
+            if (now_dt - aware(response.created_at)).total_seconds() < limit:
                 continue
             if response.status in ("pending", "sent"):
                 response.status = "lost"
@@ -129,7 +145,7 @@ def settle_stale(v: Validator, *, now: float | None = None) -> dict:
                 reverify.append(response.id)
         for challenge in s.scalars(select(Challenge).where(Challenge.status == "open")):
             hard = time_limits(v.settings, challenge.model)[1]
-            if (now_dt - _aware(challenge.created_at)).total_seconds() > 2 * hard + SETTLE_MARGIN_S:
+            if (now_dt - aware(challenge.created_at)).total_seconds() > 2 * hard + SETTLE_MARGIN_S:
                 challenge.status, challenge.error = "failed", "the reproduction did not finish (a lost task)"
                 failed += 1
     if lost or failed:
@@ -140,7 +156,3 @@ def settle_stale(v: Validator, *, now: float | None = None) -> dict:
 def settle_abandoned_generations(v: Validator) -> int:
     """The validator's own reproductions that a killed GPU worker left running."""
     return settle_abandoned(v.settings)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -1,9 +1,16 @@
 """Synthetic challenge prompts: a seeded generator with varied subjects, styles and settings.
 
 Prompts use words the CLIP vocabulary knows well, stay far below 77 tokens, and are
-reproducible from their seed (a round's prompt can be regenerated for an audit). An
+reproducible from their seed (a round's prompt can be regenerated for an audit).
+`synthetic_prompt` is the fixed template the dev checkpoints were trained on (train-dev)
+and the calibration draws; `challenge_prompt` varies the shape as people do (a bare
+subject, "oil painting of ...", a list of tags, any casing), so that the prompt's shape
+does not tell a miner a challenge from an organic job. An
 optional challenge service (SEEDGRID_CHALLENGE_SERVICE_URL, GET -> {"prompt": ...})
 replaces them; when it fails, the built-in generator answers and the failure is logged.
+
+`challenge_params` does the same for the parameters: half the time those of a recent
+organic job of the model type (what clients really ask), otherwise the configured ones.
 """
 
 from __future__ import annotations
@@ -26,11 +33,49 @@ LIGHTING = ["golden hour", "soft lighting", "dramatic lighting", "volumetric lig
 DETAILS = ["highly detailed", "8k", "masterpiece", "sharp focus", "35mm", "bokeh", "intricate"]
 
 
+ORGANIC_SHARE = 0.5  # of challenges that copy a recent organic job's params, when there are any
+
+
+def challenge_params(configured: dict, organic: list[dict], rng: random.Random) -> dict:
+    """A challenge's params: a recent organic job's (`organic`) or the configured ones.
+
+    Not varied yet: with guidance and steps varied, the network test once saw an honest
+    miner's answer equal, pixel for pixel, its answer to another challenge (flagged as a
+    replay), so the variation waits until degenerate outputs are understood."""
+    if organic and rng.random() < ORGANIC_SHARE:
+        return dict(rng.choice(organic))
+    return dict(configured)
+
+
 def synthetic_prompt(seed: int) -> str:
     rng = random.Random(seed)
     head = " ".join(p for p in (rng.choice(SUBJECTS), rng.choice(ACTIONS), rng.choice(SETTINGS)) if p)
     tail = [rng.choice(STYLES), rng.choice(LIGHTING), *rng.sample(DETAILS, 2)]
     return ", ".join([head, *tail])
+
+
+def varied_prompt(seed: int) -> str:
+    """A prompt in one of the shapes people write, from the same vocabulary."""
+    rng = random.Random(f"varied:{seed}")
+    subject, setting, style = rng.choice(SUBJECTS), rng.choice(SETTINGS), rng.choice(STYLES)
+    action = rng.choice(ACTIONS)
+    details = rng.sample(DETAILS, rng.randrange(0, 4))
+    shape = rng.randrange(6)
+    if shape == 0:
+        text = subject
+    elif shape == 1:
+        text = f"{style} of {subject} {setting}"
+    elif shape == 2:
+        text = ", ".join([" ".join(p for p in (subject, action, setting) if p), style, *details])
+    elif shape == 3:
+        text = ", ".join([subject, setting, rng.choice(LIGHTING), *details])
+    elif shape == 4:
+        text = f"{subject} {action or 'standing'} {setting}, {style}".strip()
+    else:
+        text = synthetic_prompt(seed)
+    if rng.random() < 0.3:
+        text = text[:1].upper() + text[1:]
+    return text
 
 
 def challenge_prompt(seed: int, service_url: str | None = None, timeout: float = 3.0) -> str:
@@ -46,4 +91,4 @@ def challenge_prompt(seed: int, service_url: str | None = None, timeout: float =
             log.warning("challenge service %s returned no prompt; using the built-in generator", service_url)
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("challenge service %s failed (%s); using the built-in generator", service_url, exc)
-    return synthetic_prompt(seed)
+    return varied_prompt(seed)

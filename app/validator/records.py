@@ -41,6 +41,14 @@ def create_challenge(session: Session, *, request: GenerationRequest, block: int
     return challenge
 
 
+def recent_organic_params(session: Session, *, model: str, limit: int = 50) -> list[dict]:
+    """The params of the model type's latest delivered organic jobs (challenges copy them)."""
+    rows = session.scalars(select(Challenge.request).where(Challenge.model == model, Challenge.kind == "inference",
+                                                           Challenge.status != "attempting")
+                           .order_by(Challenge.created_at.desc()).limit(limit))
+    return [r["params"] for r in rows if isinstance(r, dict) and isinstance(r.get("params"), dict)]
+
+
 def add_response(session: Session, *, challenge_id: str, miner: MinerState) -> Response:
     response = Response(challenge_id=challenge_id, hotkey=miner.hotkey, uid=miner.uid, status="pending")
     session.add(response)
@@ -51,23 +59,25 @@ def add_response(session: Session, *, challenge_id: str, miner: MinerState) -> R
 def record_answer(session: Session, *, response_id: int, status: str, latency_s: float | None,
                   http_status: int | None = None, error: str | None = None, media_type: str | None = None,
                   artifact_path: str | None = None, claimed_sha256: str | None = None,
-                  environment: dict | None = None) -> Response:
+                  environment: dict | None = None, frames_path: str | None = None) -> Response:
     response = session.get(Response, response_id)
     if response is None:
         raise LookupError(f"no response {response_id}")
     if error is not None:  # a miner's words: escaped, so any bytes it sent can be stored
         error = printable(error, 2000)
     response.status, response.latency_s, response.http_status, response.error = status, latency_s, http_status, error
-    response.media_type, response.artifact_path = media_type, artifact_path
+    response.media_type, response.artifact_path, response.frames_path = media_type, artifact_path, frames_path
     response.claimed_sha256, response.environment = claimed_sha256, environment
     session.flush()
     return response
 
 
 def record_reproduction(session: Session, *, challenge_id: str, pixel_sha256: str | None, path: str | None,
-                        environment: dict | None, seconds: float | None, error: str | None = None) -> Challenge:
+                        environment: dict | None, seconds: float | None, error: str | None = None,
+                        frames_path: str | None = None) -> Challenge:
     challenge = session.get(Challenge, challenge_id)
     challenge.reproduction_sha256, challenge.reproduction_path = pixel_sha256, path
+    challenge.reproduction_frames_path = frames_path
     challenge.reproduction_env, challenge.reproduction_seconds = environment, seconds
     challenge.status, challenge.error = ("failed", error) if error else ("reproduced", None)
     session.flush()
@@ -120,6 +130,17 @@ def record_outcome(session: Session, *, response: Response, kind: str, model: st
         score=ema(MinerState.score, value),  # one EMA: the same function on a column as on floats
     ))
     return outcome
+
+
+def record_delivery(session: Session, *, hotkey: str) -> None:
+    """An organic answer delivered and not sampled: a successful request, with no verdict and no reward.
+
+    It counts in the request success rate (so failed attempts are not all that rate sees),
+    and not in the validation rate or the score, which only verdicts move.
+    """
+    session.execute(update(MinerState).where(MinerState.hotkey == hotkey).values(
+        interval_attempts=MinerState.interval_attempts + 1,
+        interval_request_successes=MinerState.interval_request_successes + 1))
 
 
 def forget_deregistered(session: Session, registered: set[str]) -> list[str]:

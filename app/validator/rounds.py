@@ -2,7 +2,8 @@
 
 `sync_miners` reads the metagraph and each miner's signed /v1/info; `start_round`
 builds one challenge per served model type for a group picked by `select_miners` (the
-gateway reuses it for organic jobs); `query_miner` sends one challenge to one miner and
+gateway's routing shares `eligible` and `take_quota`); `query_miner` sends one challenge
+(or one attempt of an organic job) to one miner and
 stores its answer or counts its failure at once.
 """
 
@@ -31,7 +32,7 @@ from app.scoring.tiers import TierTable
 from app.validator import records
 from app.validator.context import Validator
 from app.validator.judging import count_outcome
-from app.validator.prompts import challenge_prompt
+from app.validator.prompts import challenge_params, challenge_prompt
 
 log = logging.getLogger(__name__)
 
@@ -78,24 +79,43 @@ def sync_miners(v: Validator) -> dict:
 
 
 # -- selection -------------------------------------------------------------------------
-def take_quota(r, miner: MinerState) -> bool:
-    """Count one request against our quota at this miner for its current window."""
-    window = int(time.time() // max(1, miner.limit_interval))
-    key = validator_sent(miner.hotkey, window)
+def take_quota(r, miner: MinerState, *, reserve: float = 0.0) -> bool:
+    """Count one request against our quota at this miner for its current window.
+
+    reserve: the share of the quota this caller leaves free. Challenge rounds leave the
+    organic share (settings.organic_share) to the gateway, which may use the whole quota;
+    both count in the same Redis counter.
+    """
+    key = _sent_key(miner)
     used = r.incr(key)
     r.expire(key, miner.limit_interval + 60)
-    if used > miner.quota:
+    if used > miner.quota - int(miner.quota * reserve):
         r.decr(key)
         return False
     return True
+
+
+def eligible(miners: Iterable[MinerState], model: str, *, tiers: TierTable,
+             exclude: frozenset[str] | set[str] = frozenset()) -> list[MinerState]:
+    """Reachable miners of `model` under their tier's request limit, but those in `exclude`."""
+    return [m for m in miners if m.model == model and m.reachable and m.axon and m.hotkey not in exclude
+            and m.interval_attempts < tiers.request_limit(m.tier)]
+
+
+def release_quota(r, miner: MinerState) -> None:
+    """Give back a unit taken by take_quota for a request the miner refused unserved (429)."""
+    r.decr(_sent_key(miner))
+
+
+def _sent_key(miner: MinerState) -> str:
+    return validator_sent(miner.hotkey, int(time.time() // max(1, miner.limit_interval)))
 
 
 def select_miners(miners: Iterable[MinerState], model: str, *, tiers: TierTable, group_size: int,
                   rng: random.Random, take: Callable[[MinerState], bool]) -> list[MinerState]:
     """Up to `group_size` reachable miners of `model`, in random order, under their tier's
     request limit, each taking one unit of our quota there (`take`) as it is chosen."""
-    candidates = [m for m in miners if m.model == model and m.reachable and m.axon
-                  and m.interval_attempts < tiers.request_limit(m.tier)]
+    candidates = eligible(miners, model, tiers=tiers)
     rng.shuffle(candidates)
     chosen: list[MinerState] = []
     for m in candidates:
@@ -130,11 +150,12 @@ def start_round(v: Validator, *, rng: random.Random | None = None, kind: str = "
                                                          MinerState.model.is_not(None))))
         for model in models:
             chosen = select_miners(miners, model, tiers=v.tiers, group_size=settings.challenge_group_size, rng=rng,
-                                   take=lambda m: take_quota(v.redis, m))
+                                   take=lambda m: take_quota(v.redis, m, reserve=settings.organic_share))
             if not chosen:
                 continue
             seed = rng.randrange(2**32)
-            params = {**get_spec(model).default_params(), **settings.challenge_params.get(model, {})}
+            configured = {**get_spec(model).default_params(), **settings.challenge_params.get(model, {})}
+            params = challenge_params(configured, records.recent_organic_params(s, model=model), rng)
             request = parse_request({"model": model, "kind": kind, "seed": seed, "params": params,
                                      "prompt": challenge_prompt(seed, settings.challenge_service_url)})
             challenge = records.create_challenge(s, request=request, block=block)
@@ -149,13 +170,20 @@ def query_deadline(v: Validator, model: str) -> float:
     return model_timeout(v.settings, model) + v.settings.query_grace
 
 
-def query_miner(v: Validator, response_id: int) -> str:
+def wire_request(request: dict) -> dict:
+    """The request as a miner gets it: without its kind, so a challenge and an organic job look alike."""
+    return {k: v for k, v in request.items() if k != "kind"}
+
+
+def query_miner(v: Validator, response_id: int, *, busy_ok: bool = False) -> str:
     """Send the challenge to one miner; store its bytes; count a failed request at once.
 
     Whatever the miner does (any status, any JSON shape, any size, any speed) ends here
     as an answered response or a failure recorded against that miner, within the
     model's timeout plus the grace: the client enforces one total deadline and a cap on
     the reply's size while it streams. Returns "verify" when the reproduction is ready.
+    busy_ok (organic attempts): a 429 (the miner's concurrency or quota is full) is
+    back-pressure, not a failure: status `busy`, not counted, and the gateway tries later.
     """
     with v.sessions() as s:
         response = s.get(Response, response_id)
@@ -167,7 +195,7 @@ def query_miner(v: Validator, response_id: int) -> str:
             response.status, response.error = "lost", "the miner left the subnet before it was queried"
             return response.status
         response.status = "sent"
-        request, model, axon = dict(challenge.request), challenge.model, miner.axon
+        request, model, axon = wire_request(challenge.request), challenge.model, miner.axon
     t0 = time.monotonic()
     fields: dict = {}
     try:
@@ -177,19 +205,22 @@ def query_miner(v: Validator, response_id: int) -> str:
         media_type = parsed["media_type"]
         ext = media.extension(media_type) if media_type in ("image/png", "video/mp4") else "bin"
         path, _ = artifacts.store(v.settings.validator_artifacts_dir, parsed["data"], ext)
+        frames = parsed["frames"] and artifacts.store(v.settings.validator_artifacts_dir, parsed["frames"],
+                                                      media.FRAMES_EXTENSION)[0]
         status = "answered"
-        fields = dict(media_type=media_type, artifact_path=str(path), claimed_sha256=parsed["claimed_sha256"],
+        fields = dict(media_type=media_type, artifact_path=str(path), frames_path=str(frames) if frames else None,
+                      claimed_sha256=parsed["claimed_sha256"],
                       environment=parsed["environment"], http_status=200)
     except MinerError as exc:
         latency = time.monotonic() - t0
-        status = "timeout" if exc.timed_out else "error"
+        status = "busy" if busy_ok and exc.status == 429 else "timeout" if exc.timed_out else "error"
         fields = dict(http_status=exc.status or None, error=str(exc)[:2000])
     except MalformedAnswer as exc:
         latency = time.monotonic() - t0
         status, fields = "error", dict(http_status=200, error=f"malformed answer: {exc}"[:2000])
     with v.sessions() as s:
         response = records.record_answer(s, response_id=response_id, status=status, latency_s=latency, **fields)
-        if status != "answered":
+        if status not in ("answered", "busy"):
             count_outcome(v, s, response, request_success=False, verified=False)
         reproduced = s.get(Challenge, response.challenge_id).status == "reproduced"
     return "verify" if status == "answered" and reproduced else status

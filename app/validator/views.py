@@ -7,9 +7,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.db import session_scope
-from app.models import Challenge, MinerState, Response, TierChange, WeightSet
+from app.models import Challenge, Job, MinerState, Response, TierChange, WeightSet
+from app.models.base import aware
 
-__all__ = ["leaderboard", "gallery", "history", "last_weights", "recent_verdicts", "artifact_name", "find_artifact"]
+__all__ = ["leaderboard", "organic", "gallery", "history", "last_weights", "recent_verdicts", "artifact_name", "find_artifact"]
 
 
 def leaderboard(settings) -> list[dict]:
@@ -102,3 +103,36 @@ def recent_tier_changes(settings, limit: int = 6) -> list[dict]:
                          .order_by(TierChange.id.desc()).limit(limit))
         return [{"epoch": t.epoch, "uid": t.uid, "from": t.from_tier, "to": t.to_tier, "reason": t.reason}
                 for t in rows]
+
+
+def organic(settings, window_s: float = 600.0) -> dict:
+    """The gateway's traffic over the last `window_s` seconds: jobs per minute, success rate,
+    p50/p95 latency of done jobs, failovers (failed attempts) and the sampled verdicts."""
+    from datetime import datetime, timedelta, timezone
+
+    import numpy as np
+
+    since = datetime.now(timezone.utc) - timedelta(seconds=window_s)
+    with session_scope(settings.sqlalchemy_url) as s:
+        jobs = list(s.scalars(select(Job).where(Job.created_at >= since)))
+        ids = [j.id for j in jobs]
+        attempts = list(s.scalars(select(Response).where(Response.challenge_id.in_(ids)))) if ids else []
+    finished = [j for j in jobs if j.status in ("done", "failed")]
+    latencies = [(aware(j.finished_at) - aware(j.created_at)).total_seconds() for j in jobs
+                 if j.status == "done" and j.finished_at]
+    verdicts: dict[str, int] = {}
+    delivered = {j.response_id for j in jobs if j.sampled}
+    for r in attempts:
+        if r.id in delivered:
+            key = r.verdict_rung or "pending"
+            verdicts[key] = verdicts.get(key, 0) + 1
+    return {
+        "window_s": window_s, "jobs": len(jobs), "jobs_per_minute": len(jobs) / (window_s / 60),
+        "success_rate": sum(j.status == "done" for j in finished) / len(finished) if finished else None,
+        "latency_p50_s": float(np.percentile(latencies, 50)) if latencies else None,
+        "latency_p95_s": float(np.percentile(latencies, 95)) if latencies else None,
+        "failovers": sum(r.status in ("error", "timeout") for r in attempts),
+        "by_status": {st: sum(j.status == st for j in jobs) for st in ("queued", "running", "done", "failed",
+                                                                          "cancelled")},
+        "verdicts": verdicts,
+    }

@@ -65,7 +65,7 @@ def load(path: Path = CALIBRATION) -> dict[str, dict[str, float]]:
     out = {}
     reference = kind_of(data.get("reference_environment")) or "cpu/float32"
     for model, row in data.get("models", {}).items():
-        pairs = {key: float(p["threshold"]) for key, p in row.get("pairs", {}).items()}
+        pairs = {key: float(p["threshold"]) for key, p in row.get("pairs", {}).items() if "threshold" in p}
         if not pairs and "threshold" in row:  # a format-1 file: one threshold, measured on the reference's kind
             pairs = {pair_key(reference, reference): float(row["threshold"])}
         out[model] = pairs

@@ -35,6 +35,7 @@ def test_queue_path_gives_the_in_process_hash(settings, database, start_worker):
         rec = row(database, result["task_id"])
         assert rec.pixel_sha256 == result["pixel_sha256"] and rec.attempts == 1
         assert rec.artifact_path.endswith(".mp4" if model == "TextToVideo" else ".png")
+        assert (rec.frames_path or "").endswith(".frames.png") == (model == "TextToVideo"), "a video's lossless frames"
     # the command a user types, through the same worker
     raw = small_request("RealisticVision", seed=6)
     p = seedgrid("generate", "--model", "RealisticVision", "--prompt", raw["prompt"], "--seed", "6",
@@ -45,8 +46,10 @@ def test_queue_path_gives_the_in_process_hash(settings, database, start_worker):
 
 
 def test_killed_worker_task_is_redelivered_and_completes(settings, database, start_worker):
-    # Short limits so the redelivery sweep comes within seconds; still above the longest hard limit.
-    env = {"SEEDGRID_TIMEOUT_SCALE": "0.2", "SEEDGRID_VISIBILITY_TIMEOUT": "18",
+    # Short limits so the redelivery sweep comes within seconds; still above the longest hard
+    # limit (TextToVideo: 60 s x 0.4 + 5). RealisticVision's soft limit is then 4.8 s, 2.5x
+    # the 40 steps at 512 px on a loaded 2-core machine (1.3 to 2.0 s measured).
+    env = {"SEEDGRID_TIMEOUT_SCALE": "0.4", "SEEDGRID_VISIBILITY_TIMEOUT": "30",
            "SEEDGRID_UNACKED_RESTORE_INTERVAL": "1"}
     raw = small_request("RealisticVision", seed=11, steps=40, width=512, height=512)
     first = start_worker("--model", "RealisticVision", "--name", "doomed", env=env)

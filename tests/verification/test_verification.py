@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import subprocess
 
 import numpy as np
@@ -70,6 +71,34 @@ def test_structural_failures_are_named(reference):
     assert "replayed or copied" in judge(reference, ref.data, duplicate_of="challenge c1").reason
 
 
+@pytest.fixture(scope="module")
+def video(settings):
+    raw = small_request("TextToVideo", seed=78)
+    return get_engine("TextToVideo", settings).generate(parse_request(raw))
+
+
+def judge_video(ref, data, frames):
+    return verify(data=data, media_type="video/mp4", expected_pixels=ref.pixels, expected_sha256=ref.pixel_sha256,
+                  expected_media_type="video/mp4", threshold=threshold_for("TextToVideo").similarity, frames=frames)
+
+
+def test_a_video_is_judged_on_its_lossless_frames_and_its_mp4_must_show_them(video):
+    assert judge_video(video, video.data, video.frames).rung == "exact"
+    # frames one level apart in a few pixels (another environment): the encoder's noise is out of the comparison
+    nudged = video.pixels.astype(np.int16)
+    nudged[:, ::7, ::5] += 1
+    nudged = np.clip(nudged, 0, 255).astype(np.uint8)
+    v = judge_video(video, media.encode_mp4(nudged, 8), media.encode_frames(nudged))
+    assert v.rung == "tolerant" and 1 - v.similarity < 1e-5, v
+    missing = judge_video(video, video.data, None)
+    assert missing.rung == "failed" and "frames" in missing.reason and not missing.well_formed, missing
+    other = media.encode_mp4(np.ascontiguousarray(video.pixels[:, ::-1]), 8)  # an MP4 of another picture
+    lie = judge_video(video, other, video.frames)
+    assert lie.rung == "failed" and "does not show its frames" in lie.reason, lie
+    short = judge_video(video, video.data, media.encode_frames(video.pixels[:-1]))
+    assert short.rung == "failed", short
+
+
 def test_similarity_compares_frames_and_shapes():
     a = np.random.default_rng(1).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
     assert similarity(a, a) == pytest.approx(1.0)
@@ -83,28 +112,71 @@ def test_similarity_compares_frames_and_shapes():
 def test_the_committed_calibration_separates_what_it_recorded():
     """Per model type: the honest maximum sits below the threshold, every cheat's minimum above
     it, the closest cheat and the margin agree with what is recorded, and the margin is x10 at
-    least: a hand edit or a stale file fails here. Format 2 (app/testkit/calibration.py) also
-    records distributions over many challenges; format 1 one threshold per type."""
+    least: a hand edit or a stale file fails here. The file must be format 2
+    (app/testkit/calibration.py): distributions over 24 challenges per type at least."""
     from app.backends.registry import SERVED_MODELS
     from app.testkit.cheats import ALTERED, sibling
-    from app.verification.thresholds import CALIBRATION, load
+    from app.verification.pixels import MP4_MAX_MSE
+    from app.verification.thresholds import CALIBRATION, load, pair_key
 
     doc = json.loads(CALIBRATION.read_text())
     assert set(doc["models"]) == set(SERVED_MODELS)
+    assert doc.get("format") == 2, "the committed calibration predates the measurement over many challenges"
     for model, m in doc["models"].items():
         distance = 1 - m["threshold"]
-        if doc.get("format") == 2:
-            honest_max = max(v["max"] for v in m["honest_by_variant"].values())
-            cheats = {k: v["min"] for k, v in m["cheats"].items()}
-            assert abs(m["threshold_distance"] - distance) < 1e-12, model
-        else:
-            honest_max, cheats = m["honest_max_distance"], m["cheats"]
+        honest_max = max(v["max"] for v in m["honest_by_variant"].values())
+        cheats = {k: v["min"] for k, v in m["cheats"].items()}
+        assert abs(m["threshold_distance"] - distance) < 1e-12, model
+        assert m["challenges"] >= 24 and m["honest"]["n"] >= 24 * len(m["honest_by_variant"]), model
+        if "mp4_fidelity" in m:  # video: the MP4 must show its frames, with room for other x264 builds
+            farthest = max(v["max"] for v in m["mp4_fidelity"].values())
+            assert farthest * 10 <= MP4_MAX_MSE, f"{model}: an honest MP4 lands {farthest:.1f} (MSE) from its frames"
+        for pair, p in m["pairs"].items():  # other pairs (bfloat16, a GPU's) separate what they recorded too
+            if "threshold" in p and "honest" in p:  # reduced precision is no cheat where a side claims it
+                rivals = [v for k, v in cheats.items() if k != "reduced_precision" or "bfloat16" not in pair]
+                assert p["honest"]["max"] < 1 - p["threshold"] < min(rivals), (model, pair)
+            elif "honest" in p:
+                assert p["separable"] is False and p["margin"] <= 1, (model, pair)
         assert honest_max < distance < min(cheats.values()) == cheats[m["closest_cheat"]], model
         assert abs(m["margin"] - min(cheats.values()) / max(honest_max, 1e-12)) <= 1e-6 * m["margin"], model
         assert m["margin"] >= 10, f"{model}: margin x{m['margin']:.1f} is below the x10 the verifier needs"
         expected = {n for n in ALTERED if n != "other_checkpoint" or sibling(model)}
         assert expected <= set(cheats), f"{model}: not calibrated against {expected - set(cheats)}"
-        assert list(load(CALIBRATION)[model].values()) == [m["threshold"]], model
+        assert load(CALIBRATION)[model][pair_key("cpu/float32", "cpu/float32")] == m["threshold"], model
+
+
+def test_a_second_size_class_adds_to_the_committed_one(tmp_path):
+    """`--sizes default` after `--sizes local`: write() keeps the local measurement and the row
+    is judged over both; the committed row rebuilt from its size classes is unchanged."""
+    from app.testkit.calibration import _measured, model_row, write
+    from app.verification.thresholds import CALIBRATION
+
+    doc = json.loads(CALIBRATION.read_text())
+    committed = doc["models"]["RealisticVision"]
+    by_size = committed.get("by_size") or {"local": _measured(committed)}
+    assert model_row(by_size, "cpu/float32")["threshold_distance"] == committed["threshold_distance"]
+    row = model_row({"local": by_size["local"]}, "cpu/float32")  # as if only the local sizes were measured
+    wider = {k: {**v, "max": v["max"] * 3} for k, v in row["honest_by_variant"].items()}
+    default = {"challenges": 24, "sizes": ["default"], "honest_by_variant": wider, "cheats": row["cheats"]}
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({**doc, "models": {**doc["models"], "RealisticVision": row}}))
+    write({**doc, "models": {"RealisticVision": model_row({"default": default}, "cpu/float32")}}, path)
+    merged = json.loads(path.read_text())["models"]["RealisticVision"]
+    assert merged["sizes"] == ["default", "local"] and merged["challenges"] == row["challenges"] + 24
+    assert merged["honest"]["max"] == 3 * row["honest"]["max"] and merged["honest"]["n"] == 2 * row["honest"]["n"]
+    assert merged["threshold_distance"] > row["threshold_distance"], "the wider honest spread moves the threshold"
+    assert set(merged["by_size"]) == {"local", "default"}
+    assert json.loads(path.read_text())["models"]["DreamShaper"] == doc["models"]["DreamShaper"]
+
+
+def test_varied_params_stay_within_the_calibrated_spread():
+    configured = {"steps": 4, "guidance": 3.0, "width": 256, "height": 256, "scheduler": "euler"}
+    from app.testkit.calibration import vary_params
+
+    rng = random.Random(3)
+    varied = [vary_params(configured, rng) for _ in range(200)]
+    assert {p["steps"] for p in varied} == {3, 4, 5} and {p["guidance"] for p in varied} == {1.5, 2.0, 3.0, 4.0, 5.0}
+    assert all(p["width"] == 256 and p["scheduler"] == "euler" for p in varied)
 
 
 def _calibration(tmp_path, pairs):
@@ -130,3 +202,24 @@ def test_a_calibrated_pair_gets_its_own_threshold_and_an_unknown_pair_the_strict
     assert threshold_for("DreamShaper", s, cpu, cpu).basis == "fallback: not calibrated"
     with_setting = s.model_copy(update={"verification_thresholds": {"RealisticVision": 0.5}})
     assert threshold_for("RealisticVision", with_setting, cpu, gpu).basis == "operator setting"
+
+
+def test_pairs_measured_elsewhere_get_a_threshold_only_when_they_separate(tmp_path):
+    from app.testkit.calibration import add_pairs
+    from app.verification.thresholds import load
+
+    doc = {"format": 2, "models": {"RealisticVision": {
+        "threshold": 0.9999, "pairs": {"cpu/float32~cpu/float32": {"threshold": 0.9999}},
+        "cheats": {"one_step_fewer": {"min": 1e-2}, "reduced_precision": {"min": 1e-3}}}}}
+    measured = {"pairs": {"RealisticVision": {
+        "cpu/float32~cuda/float16": {"distances": [1e-4, 2e-3], "environment": {"device_name": "H100"}},
+        "cpu/float32~cuda/float32": {"distances": [1e-8, 5e-3]}}}}
+    lines = add_pairs(doc, measured)
+    pairs = doc["models"]["RealisticVision"]["pairs"]
+    # fp16 is judged against the compute cheats only; fp32 also against reduced precision, which it reaches
+    assert 2e-3 < pairs["cpu/float32~cuda/float16"]["threshold_distance"] < 1e-2, lines
+    assert pairs["cpu/float32~cuda/float16"]["measured_on"] == "H100"
+    assert pairs["cpu/float32~cuda/float32"]["separable"] is False and "NOT separable" in lines[1], lines
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(doc))
+    assert set(load(path)["RealisticVision"]) == {"cpu/float32~cpu/float32", "cpu/float32~cuda/float16"}

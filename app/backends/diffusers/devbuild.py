@@ -9,7 +9,7 @@ keeps four blocks, so images are downsampled by 8 as in the real models and the 
 sizes of SPEC.md apply unchanged.
 
 Weights: trained ones from devweights/ when it holds them (`seedgrid models train-dev`,
-devtrain.py, on the procedural world of devworld.py; none ship yet), else, and always
+devtrain.py, on the procedural world of devworld.py; they ship), else, and always
 with `random=True`, seeded random weights.
 
 Building is idempotent and reproducible: random weights come from a seed derived from
@@ -32,13 +32,13 @@ from app.backends.diffusers.tokenizer import BOS, EOS, build_clip_tokenizer, voc
 from app.protocol.catalogue import Architecture, ModelSpec
 
 MANIFEST = "seedgrid-dev-manifest.json"
-FORMAT_VERSION = 2  # bump when the tiny architectures change, so old folders are rebuilt
+FORMAT_VERSION = 3  # bump when the tiny architectures change, so old folders are rebuilt
 
 # Tiny widths: large enough to be real networks (attention, resnets, every block type),
 # small enough that a 512x512 image takes about a second on one CPU core.
 _TEXT_HIDDEN = 32
 _UNET_CHANNELS = (16, 32, 32)  # attention only in the lowest block keeps CPU steps ~10 ms
-_VAE_CHANNELS = (8, 8, 16, 16)  # four blocks: a downsampling factor of 8, as in SD
+_VAE_CHANNELS = (16, 16, 32, 32)  # four blocks: a downsampling factor of 8, as in SD
 _GROUPS = 8
 
 # SD's training noise schedule, shared by every scheduler the catalogue names.
@@ -202,16 +202,17 @@ def build_dev_checkpoint(spec: ModelSpec, folder: Path, *, force: bool = False, 
 
 
 def train_dev_weights(specs: list[ModelSpec], captions, budget: devtrain.Budget, log,
-                      out: Path | None = None, keep_vae: bool = False) -> dict:
+                      out: Path | None = None, keep_vae: bool = False, device: str = "cpu") -> dict:
     """Train one VAE for all, then each spec's text encoders and UNet; write the weights to `out`.
 
     keep_vae: train the denoisers against the VAE already in `out` (its latent space stays).
+    device: where to train ("cuda" is minutes faster; the weights are equivalent, not bit-identical).
     """
     out = out or devtrain.WEIGHTS
     specs = [s for s in specs if s.architecture in _BUILDERS]
     if not specs:
         raise ValueError("no diffusers model type to train")
-    vae = _random_pipeline(specs[0]).vae
+    vae = _random_pipeline(specs[0]).vae.to(device)
     if keep_vae:
         devtrain.load_component(vae, out / "vae.safetensors")
     else:
@@ -222,7 +223,7 @@ def train_dev_weights(specs: list[ModelSpec], captions, budget: devtrain.Budget,
     vae.register_to_config(scaling_factor=scaling)
     trained = {}
     for spec in specs:
-        pipe = _random_pipeline(spec)
+        pipe = _random_pipeline(spec).to(device)
         pipe.vae.load_state_dict(vae.state_dict())
         pipe.vae.register_to_config(scaling_factor=scaling)
         devtrain.train_denoiser(pipe, spec, captions, budget, log)
@@ -230,7 +231,7 @@ def train_dev_weights(specs: list[ModelSpec], captions, budget: devtrain.Budget,
             if getattr(pipe, component, None) is not None:
                 devtrain.save_component(getattr(pipe, component), out / spec.name / f"{component}.safetensors")
         trained[spec.name] = devtrain.look_of(spec)
-    info = {"vae_scaling_factor": scaling, "looks": trained, "budget": dataclasses.asdict(budget),
-            "made_by": "seedgrid models train-dev" + (" --keep-vae" if keep_vae else "")}
+    info = {"vae_scaling_factor": scaling, "looks": trained, "budget": dataclasses.asdict(budget), "device": device,
+            "made_by": "seedgrid models train-dev" + (" --keep-vae" if keep_vae else "") + f" --device {device}"}
     (out / "weights.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info

@@ -2,14 +2,17 @@
 
 An `Engine` is built once per worker process (never per task) and reused. `generate`
 seeds a CPU `torch.Generator` (the same random stream on every device), sets the
-requested scheduler, runs the pipeline, encodes the media, decodes it back and hashes
-the decoded pixels, so the published hash is the one any receiver computes from bytes.
+requested scheduler, runs the pipeline (`render`), encodes the media and hashes the
+pixels: a PNG decodes to them, and a video answer carries them losslessly beside its
+MP4, so the published hash is the one any receiver computes from the bytes it gets.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import numpy as np
 
 from app.backends.base import GenerationOutput
 from app.backends.diffusers.determinism import Runtime, fingerprint
@@ -86,8 +89,8 @@ class Engine:
 
         return {"callback_on_step_end": on_step_end}
 
-    def generate(self, request: GenerationRequest, *, deadline: float | None = None) -> GenerationOutput:
-        """Generate; with `deadline` (time.monotonic()), stop with GenerationTimeout once it passes."""
+    def render(self, request: GenerationRequest, *, deadline: float | None = None) -> tuple[np.ndarray, float]:
+        """The generated frames as uint8 RGB (frames, height, width, 3), before any encoding, and the seconds it took."""
         import torch
 
         if request.model != self.spec.name:
@@ -99,20 +102,26 @@ class Engine:
             out = self.pipeline(**self._pipeline_args(request), **self._deadline_callbacks(deadline, request.params.steps))
         if self.runtime.device.startswith("cuda"):
             torch.cuda.synchronize()
+        frames = media.to_uint8(out.frames[0] if self.spec.is_video else out.images)
+        return frames, time.perf_counter() - t0
+
+    def generate(self, request: GenerationRequest, *, deadline: float | None = None) -> GenerationOutput:
+        """Generate; with `deadline` (time.monotonic()), stop with GenerationTimeout once it passes."""
+        frames, seconds = self.render(request, deadline=deadline)
         t1 = time.perf_counter()
         if deadline is not None and time.monotonic() > deadline:
             raise GenerationTimeout("stopped before encoding: the time limit passed while decoding")
-        frames = out.frames[0] if self.spec.is_video else out.images
         data = media.encode(frames, self.spec.media_type, fps=request.params.fps)
-        # Hash what a receiver decodes from the bytes (identical to `frames` for PNG).
-        pixels = media.decode(data, self.spec.media_type)
+        # The hash is of the lossless pixels: a PNG decodes to `frames`; a video carries them beside its MP4.
+        lossless = media.encode_frames(frames) if self.spec.is_video else None
         t2 = time.perf_counter()
         return GenerationOutput(
             request=request,
             media_type=self.spec.media_type.value,
             data=data,
-            pixels=pixels,
-            pixel_sha256=media.pixel_sha256(pixels),
-            timings={"generate_ms": round((t1 - t0) * 1000, 1), "encode_ms": round((t2 - t1) * 1000, 1)},
+            pixels=frames,
+            pixel_sha256=media.pixel_sha256(frames),
+            timings={"generate_ms": round(seconds * 1000, 1), "encode_ms": round((t2 - t1) * 1000, 1)},
             environment=dict(self.environment),
+            frames=lossless,
         )

@@ -1,0 +1,381 @@
+"""The gateway's HTTP API (FastAPI): organic jobs for API consumers, behind API keys.
+
+Every route but /healthz needs `Authorization: Bearer <key>` (`seedgrid gateway keys
+create`), and a key sees only its own jobs (another key's job is a 404). POST /v1/jobs
+validates the request with the protocol's own `parse_request` (a 400 names the field),
+checks the model has a miner that may take it now (503 with Retry-After when none), takes
+one call from the key's rate and daily quota (429 with Retry-After), stores the job and
+hands it to the I/O workers (`enqueue`); the job row is the source of truth, and a job
+whose hand-over was lost is resumed by the beat sweep. POST /v1/images/generations speaks
+OpenAI's Images API over the same jobs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import __version__
+from app.backends.registry import SERVED_MODELS
+from app.db import Sessions
+from app.gateway import jobs, keys, routing
+from app.generation import artifacts
+from app.keys import gateway_job_changed
+from app.models import ApiKey, Job, MinerState
+from app.models.gateway import FINISHED
+from app.protocol.catalogue import get_spec
+from app.protocol.errors import InvalidRequest
+from app.protocol.request import MAX_SEED, parse_request
+from app.scoring.tiers import TierTable
+from app.settings import Settings
+from app.web import (
+    Refused,
+    decode_json,
+    error_response,
+    install_error_handlers,
+    read_body,
+)
+
+log = logging.getLogger(__name__)
+
+CLIENT_FIELDS = ("model", "prompt", "negative_prompt", "seed", "params")
+IDEMPOTENCY_MAX = 255
+POLL_S = 1.0  # a waiting call or an event stream reads its job at least this often (pub/sub wakes it sooner)
+NO_MINER_RETRY_S = 30  # Retry-After when no miner may take a model's job (about a metagraph sync)
+OPENAI_MAX_N = 4
+
+
+def sign_result(job: Job, key: ApiKey) -> str:
+    """An unguessable token for a job's result URL (OpenAI's `url` format is fetched without a key)."""
+    return hmac.new(key.key_hash.encode(), job.id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def create_gateway_app(*, settings: Settings, sessions: Sessions,
+                       redis_client: redis.Redis, tiers: TierTable, enqueue: Callable[[str], None]) -> FastAPI:
+    app = FastAPI(title="Seedgrid gateway", version=__version__,
+                  description="Organic jobs on the grid. Every route but /healthz needs Authorization: Bearer <key>.")
+    base_url = (settings.gateway_public_url or "").rstrip("/")
+    install_error_handlers(app, "gateway", log)
+
+    @app.exception_handler(jobs.JobConflict)
+    async def _conflict(_request: Request, exc: jobs.JobConflict):
+        return error_response(409, "idempotency_conflict", str(exc), field="Idempotency-Key")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return error_response(400, "invalid_request", f"{field}: {first.get('msg', 'invalid')}", field=field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else "see the API's /docs"
+        return error_response(exc.status_code, "not_found" if exc.status_code == 404 else "http_error", detail)
+
+    def base(request: Request) -> str:
+        return base_url or str(request.base_url).rstrip("/")
+
+    def key_of(request: Request) -> ApiKey:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refused(401, "unauthorized", "send Authorization: Bearer <key>; an operator creates keys with "
+                                               "`seedgrid gateway keys create --name NAME`")
+        with sessions(read_only=True) as s:
+            key = keys.authenticate(s, token.strip())
+        if key is None:
+            raise Refused(401, "unauthorized", "this API key is unknown or revoked")
+        return key
+
+    def own_job(key: ApiKey, job_id: str) -> Job:
+        with sessions(read_only=True) as s:
+            job = s.get(Job, job_id) if len(job_id) <= 64 else None
+        if job is None or job.key_id != key.id:
+            raise Refused(404, "not_found", f"no job {job_id[:80]!r} for this key")
+        return job
+
+    def view(job_id: str, request: Request) -> dict:
+        with sessions(read_only=True) as s:
+            return jobs.view(s, s.get(Job, job_id), base_url=base(request))
+
+    def submit(key: ApiKey, raw: dict, idempotency_key: str | None) -> tuple[Job, bool]:
+        """Validate, check capacity and limits, store and hand over one job; (job, created)."""
+        if not isinstance(raw, dict):
+            raise InvalidRequest("body", "must be a JSON object with model, prompt and optional seed and params")
+        unknown = sorted(set(raw) - set(CLIENT_FIELDS))
+        if unknown:
+            raise InvalidRequest(unknown[0], f"is not a job field; a job takes {', '.join(CLIENT_FIELDS)}")
+        model = raw.get("model")
+        if model not in SERVED_MODELS:
+            raise InvalidRequest("model", f"must be one of {', '.join(SERVED_MODELS)}, got {str(model)[:80]!r}")
+        seed_given = raw.get("seed") is not None
+        request = parse_request({**raw, "request_id": jobs.new_job_id(), "kind": "inference",
+                                 "seed": raw["seed"] if seed_given else random.SystemRandom().randint(0, MAX_SEED)})
+        with sessions(read_only=True) as s:
+            if idempotency_key is not None:
+                earlier = s.scalar(select(Job).where(Job.key_id == key.id, Job.idempotency_key == idempotency_key))
+                if earlier is not None:
+                    job, _ = jobs.create_job(s, key=key, request=request, idempotency_key=idempotency_key,
+                                             seed_given=seed_given)
+                    return job, False
+            miners = list(s.scalars(select(MinerState).where(MinerState.reachable.is_(True))))
+        if routing.capacity(miners, model, tiers=tiers, floor=settings.gateway_score_floor)["miners"] == 0:
+            raise Refused(503, "no_capacity", f"no {model} miner can take a job now; try again shortly",
+                          retry_after=NO_MINER_RETRY_S)
+        limited = keys.take_call(redis_client, key)
+        if limited is not None:
+            raise Refused(429, "rate_limited", limited.reason, retry_after=limited.retry_after_s)
+        with sessions() as s:
+            job, created = jobs.create_job(s, key=key, request=request, idempotency_key=idempotency_key,
+                                           seed_given=seed_given)
+        if created:
+            try:
+                enqueue(job.id)
+            except Exception as exc:  # the job is stored: the resume sweep hands it over later
+                log.warning("job %s stored but not handed to the I/O workers (%s); the sweep will resume it",
+                            job.id, exc)
+        return job, created
+
+    def wait_change(job_id: str, seconds: float, until) -> None:
+        """Block (in a worker thread) until until(status) holds or `seconds` pass; woken by the
+        runner's pub/sub hint, with a poll every POLL_S as the floor when a hint is lost."""
+        deadline = time.monotonic() + seconds
+        sub = redis_client.pubsub(ignore_subscribe_messages=True)
+        try:
+            sub.subscribe(gateway_job_changed(job_id))
+            while True:
+                with sessions(read_only=True) as s:
+                    if until(s.get(Job, job_id)):
+                        return
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                sub.get_message(timeout=min(remaining, POLL_S))
+        except redis.RedisError:  # no hints: poll
+            while time.monotonic() < deadline:
+                with sessions(read_only=True) as s:
+                    if until(s.get(Job, job_id)):
+                        return
+                time.sleep(POLL_S)
+        finally:
+            sub.close()
+
+    async def wait_for(job_id: str, seconds: float) -> None:
+        await run_in_threadpool(wait_change, job_id, seconds, lambda job: job.status in FINISHED)
+
+    async def json_body(request: Request):
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise Refused(415, "unsupported_media_type",
+                          f"send the body as application/json, not {content_type or 'no Content-Type'}")
+        return decode_json(await read_body(request, max_bytes=settings.max_body_bytes,
+                                           timeout=settings.body_read_timeout))
+
+    def wait_param(request: Request) -> float:
+        raw = request.query_params.get("wait")
+        if raw is None:
+            return 0.0
+        try:
+            value = float(raw)
+        except ValueError:
+            raise InvalidRequest("wait", f"must be a number of seconds, got {raw[:40]!r}") from None
+        if not 0 <= value <= settings.gateway_max_wait:
+            raise InvalidRequest("wait", f"must be between 0 and {settings.gateway_max_wait:g} seconds, got {raw[:40]}")
+        return value
+
+    @app.get("/healthz")
+    async def healthz():
+        try:
+            redis_ok = bool(await run_in_threadpool(redis_client.ping))
+        except redis.RedisError:
+            redis_ok = False
+        return JSONResponse({"status": "ok" if redis_ok else "unavailable", "version": __version__,
+                             "dependencies": {"redis": "ok" if redis_ok else "down"}},
+                            status_code=200 if redis_ok else 503)
+
+    @app.post("/v1/jobs", status_code=202)
+    async def create(request: Request):
+        key = await run_in_threadpool(key_of, request)
+        wait = wait_param(request)
+        idem = request.headers.get("idempotency-key")
+        if idem is not None and not (0 < len(idem) <= IDEMPOTENCY_MAX and idem.isprintable()):
+            raise InvalidRequest("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_MAX} printable characters")
+        raw = await json_body(request)
+        job, _ = await run_in_threadpool(submit, key, raw, idem)
+        if wait:
+            await wait_for(job.id, wait)
+        body = await run_in_threadpool(view, job.id, request)
+        return JSONResponse(body, status_code=200 if body["status"] in FINISHED else 202)
+
+    @app.get("/v1/jobs/{job_id}")
+    async def get_job(job_id: str, request: Request):
+        key = await run_in_threadpool(key_of, request)
+        job = await run_in_threadpool(own_job, key, job_id)
+        return await run_in_threadpool(view, job.id, request)
+
+    @app.get("/v1/jobs/{job_id}/result")
+    async def result(job_id: str, request: Request):
+        token = request.query_params.get("token")
+        if token is not None:  # an OpenAI-style URL: the token stands for the key
+            with sessions(read_only=True) as s:
+                job = s.get(Job, job_id) if len(job_id) <= 64 else None
+                key = s.get(ApiKey, job.key_id) if job else None
+            if job is None or key is None or key.revoked_at or not hmac.compare_digest(token, sign_result(job, key)):
+                raise Refused(404, "not_found", f"no result at this URL for job {job_id[:80]!r}")
+        else:
+            key = await run_in_threadpool(key_of, request)
+            job = await run_in_threadpool(own_job, key, job_id)
+        if job.status != "done":
+            raise Refused(409, "not_done", f"job {job.id} is {job.status}; its result exists once it is done"
+                          + (f" ({job.error})" if job.error else ""))
+        try:
+            data = artifacts.load(Path(job.result_path))
+        except (OSError, ValueError) as exc:
+            raise Refused(410, "result_gone", f"the result's file is gone ({exc}); results are kept "
+                                              f"{settings.artifact_retention / 3600:g} h") from None
+        return Response(content=data, media_type=job.media_type,
+                        headers={"X-Pixel-SHA256": job.pixel_sha256 or ""})
+
+    @app.get("/v1/jobs/{job_id}/events")
+    async def events(job_id: str, request: Request):
+        key = await run_in_threadpool(key_of, request)
+        job = await run_in_threadpool(own_job, key, job_id)
+
+        async def stream():
+            last, quiet = None, 0.0
+            while True:
+                body = await run_in_threadpool(view, job.id, request)
+                state = (body["status"], len(body["attempts"]), body["verification"]["verdict"])
+                if state != last:
+                    last, quiet = state, 0.0
+                    yield f"event: status\ndata: {json.dumps(body)}\n\n"
+                    settled = body["verification"]["verdict"] not in ("pending",)
+                    if body["status"] in FINISHED and settled:
+                        return
+                elif quiet >= 15:
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
+                if await request.is_disconnected():
+                    return
+                t0 = time.monotonic()  # until the row moves (status or attempts); a verdict shows within POLL_S
+                row = (body["status"], body["attempt_count"])
+                await run_in_threadpool(wait_change, job.id, POLL_S, lambda j, seen=row: (j.status, j.attempts) != seen)
+                quiet += time.monotonic() - t0
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.delete("/v1/jobs/{job_id}")
+    async def cancel(job_id: str, request: Request):
+        key = await run_in_threadpool(key_of, request)
+        job = await run_in_threadpool(own_job, key, job_id)
+
+        def do() -> bool:
+            with sessions() as s:
+                return jobs.cancel(s, s.scalar(select(Job).where(Job.id == job.id).with_for_update()))
+
+        if not await run_in_threadpool(do):
+            raise Refused(409, "finished", f"job {job.id} has finished ({job.status}); nothing to cancel")
+        return await run_in_threadpool(view, job.id, request)
+
+    @app.get("/v1/models")
+    async def models(request: Request):
+        await run_in_threadpool(key_of, request)
+
+        def read():
+            with sessions(read_only=True) as s:
+                return list(s.scalars(select(MinerState).where(MinerState.reachable.is_(True))))
+
+        miners = await run_in_threadpool(read)
+        data = []
+        for name in SERVED_MODELS:
+            spec = get_spec(name)
+            data.append({"id": name, "object": "model", "media_type": spec.media_type.value,
+                         "default_params": spec.default_params(),
+                         "capacity": routing.capacity(miners, name, tiers=tiers, floor=settings.gateway_score_floor)})
+        return {"object": "list", "data": data}
+
+    @app.post("/v1/images/generations")
+    async def images(request: Request):
+        """OpenAI's Images API: prompt, model, n, size, response_format (b64_json or url)."""
+        try:
+            key = await run_in_threadpool(key_of, request)
+            raw = await json_body(request)
+            bodies, n, fmt = openai_jobs(raw)
+            created = []
+            for body in bodies[:n]:
+                job, _ = await run_in_threadpool(submit, key, body, None)
+                created.append(job.id)
+        except (Refused, InvalidRequest) as exc:
+            return openai_error(exc)
+        deadline = max(settings.gateway_max_wait, 1.0)
+        for job_id in created:
+            await wait_for(job_id, deadline)
+        data = []
+        with sessions(read_only=True) as s:
+            for job_id in created:
+                job = s.get(Job, job_id)
+                if job.status != "done":
+                    why = job.error or f"not done within {deadline:g} s; follow it at /v1/jobs/{job.id}"
+                    return openai_error(Refused(502 if job.status == "failed" else 504, "generation_failed", why))
+                if fmt == "url":
+                    data.append({"url": f"{base(request)}/v1/jobs/{job.id}/result?token={sign_result(job, key)}"})
+                else:
+                    data.append({"b64_json": base64.b64encode(artifacts.load(
+                        Path(job.result_path))).decode()})
+        return {"created": int(time.time()), "data": data}
+
+    return app
+
+
+def openai_jobs(raw) -> tuple[list[dict], int, str]:
+    """OpenAI Images fields -> job bodies: (bodies, n, response_format). Unknown OpenAI fields are ignored."""
+    if not isinstance(raw, dict):
+        raise InvalidRequest("body", "must be a JSON object with prompt and model")
+    prompt = raw.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequest("prompt", "is required: the text to draw")
+    model = raw.get("model")
+    if model is None:
+        model = next(m for m in SERVED_MODELS if not get_spec(m).is_video)
+    n = raw.get("n", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= OPENAI_MAX_N:
+        raise InvalidRequest("n", f"must be an integer from 1 to {OPENAI_MAX_N}")
+    fmt = raw.get("response_format")
+    fmt = "b64_json" if fmt is None else fmt
+    if fmt not in ("b64_json", "url"):
+        raise InvalidRequest("response_format", f"must be b64_json or url, got {str(fmt)[:40]!r}")
+    params: dict = {}
+    size = raw.get("size")
+    if size not in (None, "auto"):
+        w, sep, h = str(size).partition("x")
+        if not (sep and w.isdigit() and h.isdigit()):
+            raise InvalidRequest("size", f"must be WIDTHxHEIGHT (512x512), got {str(size)[:40]!r}")
+        params.update(width=int(w), height=int(h))
+    body = {"model": model, "prompt": prompt, "params": params}
+    return [dict(body) for _ in range(n)], n, fmt
+
+
+def openai_error(exc: Exception) -> JSONResponse:
+    """OpenAI's error shape, so the openai package raises its own typed errors."""
+    if isinstance(exc, InvalidRequest):
+        status, kind, message, param, retry = 400, "invalid_request_error", exc.message, exc.field, None
+    else:
+        status, kind, message, param, retry = exc.status, exc.error, exc.detail, exc.field, exc.retry_after
+    headers = {"Retry-After": str(retry)} if retry else None
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}},
+                        status_code=status, headers=headers)

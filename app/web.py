@@ -1,0 +1,103 @@
+"""What every Seedgrid HTTP service shares (miner API, gateway): the JSON error body and a JSON body parser that never raises its own errors.
+
+Errors are JSON {error, detail[, field]} (SPEC.md: Miner API), with Retry-After where
+trying again later helps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.protocol.errors import InvalidRequest
+
+
+class Refused(Exception):
+    """A request an API will not serve: status, machine-readable error, human detail."""
+
+    def __init__(self, status: int, error: str, detail: str, retry_after: int | None = None,
+                 field: str | None = None):
+        self.status, self.error, self.detail, self.retry_after, self.field = status, error, detail, retry_after, field
+        super().__init__(detail)
+
+
+async def read_body(request: Request, *, max_bytes: int, timeout: float) -> bytes:
+    """The whole body, refused early when it declares or reaches more than max_bytes (413) or dawdles (408)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise Refused(413, "payload_too_large", f"body of {declared} bytes exceeds {max_bytes}")
+    body = b""
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise Refused(413, "payload_too_large", f"body exceeds {max_bytes} bytes")
+    except TimeoutError:
+        raise Refused(408, "body_timeout", f"the body did not arrive within {timeout:g} s") from None
+    return body
+
+
+def error_response(status: int, error: str, detail: str, field: str | None = None,
+                   retry_after: int | None = None) -> JSONResponse:
+    body = {"error": error, "detail": detail}
+    if field:
+        body["field"] = field
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI, service: str, log: logging.Logger) -> None:
+    """Every refusal as the JSON error body: Refused, a bad field (400), Redis down (503), and a
+    bug (500 saying so, its traceback in the service's log)."""
+
+    @app.exception_handler(Refused)
+    async def _refused(_request: Request, exc: Refused):
+        return error_response(exc.status, exc.error, exc.detail, field=exc.field, retry_after=exc.retry_after)
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(_request: Request, exc: InvalidRequest):
+        return error_response(400, "invalid_request", exc.message, field=exc.field)
+
+    @app.exception_handler(redis.RedisError)
+    async def _redis_down(_request: Request, exc: redis.RedisError):
+        log.warning("Redis error in the %s: %s", service, exc)
+        return error_response(503, "unavailable", f"the {service}'s Redis is not answering; retry later",
+                              retry_after=5)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.error("%s failed on %s %s: %s", service, request.method, request.url.path, exc, exc_info=exc)
+        return error_response(500, "internal_error", f"the {service} failed on this request ({type(exc).__name__}); "
+                                                     "this is a bug: its log has the traceback; please report it")
+
+
+MAX_JSON_DEPTH = 8  # a request is two levels deep; deeper nesting is an attack on the parser
+
+
+def decode_json(body: bytes):
+    """The body as JSON, or InvalidRequest naming `body`: never an exception of the parser's own."""
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise InvalidRequest("body", f"is nested too deeply; at most {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("body", "is not valid JSON") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InvalidRequest("body", f"is nested too deeply; at most {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth(value, level: int = 1) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
