@@ -19,6 +19,7 @@ import json
 import logging
 import random
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +37,7 @@ from app.db import Sessions
 from app.gateway import jobs, keys, routing
 from app.generation import artifacts
 from app.keys import gateway_job_changed
-from app.models import ApiKey, Job, MinerState
+from app.models import ApiKey, Job
 from app.models.gateway import FINISHED
 from app.protocol.catalogue import get_spec
 from app.protocol.errors import InvalidRequest
@@ -55,7 +56,8 @@ log = logging.getLogger(__name__)
 
 CLIENT_FIELDS = ("model", "prompt", "negative_prompt", "seed", "params")
 IDEMPOTENCY_MAX = 255
-POLL_S = 1.0  # a waiting call or an event stream reads its job at least this often (pub/sub wakes it sooner)
+POLL_S = 1.0  # an event stream reads its job at least this often (pub/sub wakes it sooner; verdicts are not hinted)
+WAIT_POLL_S = 5.0  # ?wait= and the OpenAI route read it at least this often: the floor when a hint is lost
 NO_MINER_RETRY_S = 30  # Retry-After when no miner may take a model's job (about a metagraph sync)
 OPENAI_MAX_N = 4
 
@@ -90,31 +92,43 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
     def base(request: Request) -> str:
         return base_url or str(request.base_url).rstrip("/")
 
-    def key_of(request: Request) -> ApiKey:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
+    def bearer(request: Request) -> str:
+        """The request's key (401 when it sends none); checked against the database by `authenticated`."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Refused(401, "unauthorized", "send Authorization: Bearer <key>; an operator creates keys with "
                                                "`seedgrid gateway keys create --name NAME`")
-        with sessions(read_only=True) as s:
-            key = keys.authenticate(s, token.strip())
+        return token.strip()
+
+    def authenticated(s, token: str) -> ApiKey:
+        key = keys.authenticate(s, token)
         if key is None:
             raise Refused(401, "unauthorized", "this API key is unknown or revoked")
         return key
 
-    def own_job(key: ApiKey, job_id: str) -> Job:
+    def key_of(request: Request) -> ApiKey:
+        token = bearer(request)
         with sessions(read_only=True) as s:
+            return authenticated(s, token)
+
+    def own_job(request: Request, job_id: str, *, with_view: bool = False) -> tuple[ApiKey, Job, dict | None]:
+        """The caller's key, its job (another key's is a 404) and, when asked, the job's view: one read."""
+        token = bearer(request)
+        with sessions(read_only=True) as s:
+            key = authenticated(s, token)
             job = s.get(Job, job_id) if len(job_id) <= 64 else None
-        if job is None or job.key_id != key.id:
-            raise Refused(404, "not_found", f"no job {job_id[:80]!r} for this key")
-        return job
+            if job is None or job.key_id != key.id:
+                raise Refused(404, "not_found", f"no job {job_id[:80]!r} for this key")
+            return key, job, jobs.view(s, job, base_url=base(request)) if with_view else None
 
     def view(job_id: str, request: Request) -> dict:
         with sessions(read_only=True) as s:
             return jobs.view(s, s.get(Job, job_id), base_url=base(request))
 
-    def submit(key: ApiKey, raw: dict, idempotency_key: str | None) -> tuple[Job, bool]:
-        """Validate, check capacity and limits, store and hand over one job; (job, created)."""
+    def submit(token: str, raw: dict, idempotency_key: str | None,
+               before_hand_over: Callable[[str], None] | None = None) -> tuple[Job, bool]:
+        """Validate, authenticate, check capacity and limits, store and hand over one job; (job, created).
+        before_hand_over(job_id) runs for a new job between storing it and handing it over."""
         if not isinstance(raw, dict):
             raise InvalidRequest("body", "must be a JSON object with model, prompt and optional seed and params")
         unknown = sorted(set(raw) - set(CLIENT_FIELDS))
@@ -127,13 +141,14 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
         request = parse_request({**raw, "request_id": jobs.new_job_id(), "kind": "inference",
                                  "seed": raw["seed"] if seed_given else random.SystemRandom().randint(0, MAX_SEED)})
         with sessions(read_only=True) as s:
+            key = authenticated(s, token)
             if idempotency_key is not None:
                 earlier = s.scalar(select(Job).where(Job.key_id == key.id, Job.idempotency_key == idempotency_key))
                 if earlier is not None:
                     job, _ = jobs.create_job(s, key=key, request=request, idempotency_key=idempotency_key,
                                              seed_given=seed_given)
                     return job, False
-            miners = list(s.scalars(select(MinerState).where(MinerState.reachable.is_(True))))
+            miners = jobs.serving_miners(s, model)
         if routing.capacity(miners, model, tiers=tiers, floor=settings.gateway_score_floor)["miners"] == 0:
             raise Refused(503, "no_capacity", f"no {model} miner can take a job now; try again shortly",
                           retry_after=NO_MINER_RETRY_S)
@@ -144,6 +159,8 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
             job, created = jobs.create_job(s, key=key, request=request, idempotency_key=idempotency_key,
                                            seed_given=seed_given)
         if created:
+            if before_hand_over is not None:
+                before_hand_over(job.id)
             try:
                 enqueue(job.id)
             except Exception as exc:  # the job is stored: the resume sweep hands it over later
@@ -151,32 +168,77 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
                             job.id, exc)
         return job, created
 
-    def wait_change(job_id: str, seconds: float, until) -> None:
-        """Block (in a worker thread) until until(status) holds or `seconds` pass; woken by the
-        runner's pub/sub hint, with a poll every POLL_S as the floor when a hint is lost."""
-        deadline = time.monotonic() + seconds
+    def subscribe(job_id: str):
+        """A pub/sub subscription to the job's hints, or None when Redis cannot give one (then: poll)."""
         sub = redis_client.pubsub(ignore_subscribe_messages=True)
         try:
             sub.subscribe(gateway_job_changed(job_id))
-            while True:
-                with sessions(read_only=True) as s:
-                    if until(s.get(Job, job_id)):
-                        return
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                sub.get_message(timeout=min(remaining, POLL_S))
-        except redis.RedisError:  # no hints: poll
-            while time.monotonic() < deadline:
-                with sessions(read_only=True) as s:
-                    if until(s.get(Job, job_id)):
-                        return
-                time.sleep(POLL_S)
-        finally:
+            return sub
+        except redis.RedisError:
             sub.close()
+            return None
 
-    async def wait_for(job_id: str, seconds: float) -> None:
-        await run_in_threadpool(wait_change, job_id, seconds, lambda job: job.status in FINISHED)
+    def wait_view(job_id: str, seconds: float, until, base_url: str, *, sub=None, fresh: bool = False,
+                  poll_s: float = POLL_S, wake=lambda status: True) -> dict:
+        """The job's view once until(job) holds or `seconds` pass (in a worker thread), read in one
+        session with that last check. Woken by the runner's pub/sub hints that wake(status) accepts,
+        with a read every poll_s as the floor when a hint is lost. `sub`: the caller's subscription;
+        `fresh`: made before the job could change (a new job's, before its hand-over), so no read
+        is needed before a hint."""
+        deadline = time.monotonic() + seconds
+        own = sub is None and seconds > 0
+        if own:
+            sub = subscribe(job_id)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if not fresh or remaining <= 0:
+                    with sessions(read_only=True) as s:
+                        job = s.get(Job, job_id)
+                        if remaining <= 0 or until(job):
+                            return jobs.view(s, job, base_url=base_url)
+                next_hint(sub, min(remaining, poll_s), wake)
+                fresh = False
+        finally:
+            if own and sub is not None:
+                sub.close()
+
+    def next_hint(sub, seconds: float, wake) -> None:
+        """Until a hint that wake(status) accepts arrives, or `seconds` pass (then the caller reads
+        the row anyway). A subscription's own confirmations are not hints."""
+        until = time.monotonic() + seconds
+        try:
+            while sub is not None and (left := until - time.monotonic()) > 0:
+                message = sub.get_message(timeout=left)
+                if message is not None:
+                    data = message.get("data")
+                    if wake(data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)):
+                        return
+        except redis.RedisError:
+            pass
+        time.sleep(max(0.0, until - time.monotonic()))  # no hints: a plain poll
+
+    def finished(job_id: str, seconds: float, base_url: str, *, sub=None, fresh: bool = False) -> dict:
+        """wait_view until the job has finished: attempts starting do not wake it."""
+        return wait_view(job_id, seconds, lambda j: j.status in FINISHED, base_url, sub=sub, fresh=fresh,
+                         poll_s=WAIT_POLL_S, wake=lambda status: status != "running")
+
+    def submit_and_view(token: str, raw, idempotency_key: str | None, wait: float, base_url: str) -> dict:
+        """POST /v1/jobs in one worker thread: the job stored and handed over, then its view, at
+        once or when it finishes within `wait` (subscribed before the hand-over: no hint missed)."""
+        sub = None
+
+        def before_hand_over(job_id: str) -> None:
+            nonlocal sub
+            if wait:
+                sub = subscribe(job_id)
+
+        try:
+            job, _ = submit(token, raw, idempotency_key, before_hand_over=before_hand_over)
+            return finished(job.id, wait, base_url, sub=sub, fresh=sub is not None)
+        finally:
+            if sub is not None:
+                sub.close()
 
     async def json_body(request: Request):
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -210,23 +272,18 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
 
     @app.post("/v1/jobs", status_code=202)
     async def create(request: Request):
-        key = await run_in_threadpool(key_of, request)
+        token = bearer(request)  # the key itself is checked with the job's first read, after the body
         wait = wait_param(request)
         idem = request.headers.get("idempotency-key")
         if idem is not None and not (0 < len(idem) <= IDEMPOTENCY_MAX and idem.isprintable()):
             raise InvalidRequest("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_MAX} printable characters")
         raw = await json_body(request)
-        job, _ = await run_in_threadpool(submit, key, raw, idem)
-        if wait:
-            await wait_for(job.id, wait)
-        body = await run_in_threadpool(view, job.id, request)
+        body = await run_in_threadpool(submit_and_view, token, raw, idem, wait, base(request))
         return JSONResponse(body, status_code=200 if body["status"] in FINISHED else 202)
 
     @app.get("/v1/jobs/{job_id}")
     async def get_job(job_id: str, request: Request):
-        key = await run_in_threadpool(key_of, request)
-        job = await run_in_threadpool(own_job, key, job_id)
-        return await run_in_threadpool(view, job.id, request)
+        return (await run_in_threadpool(partial(own_job, request, job_id, with_view=True)))[2]
 
     @app.get("/v1/jobs/{job_id}/result")
     async def result(job_id: str, request: Request):
@@ -238,8 +295,7 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
             if job is None or key is None or key.revoked_at or not hmac.compare_digest(token, sign_result(job, key)):
                 raise Refused(404, "not_found", f"no result at this URL for job {job_id[:80]!r}")
         else:
-            key = await run_in_threadpool(key_of, request)
-            job = await run_in_threadpool(own_job, key, job_id)
+            key, job, _ = await run_in_threadpool(own_job, request, job_id)
         if job.status != "done":
             raise Refused(409, "not_done", f"job {job.id} is {job.status}; its result exists once it is done"
                           + (f" ({job.error})" if job.error else ""))
@@ -253,13 +309,11 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
 
     @app.get("/v1/jobs/{job_id}/events")
     async def events(job_id: str, request: Request):
-        key = await run_in_threadpool(key_of, request)
-        job = await run_in_threadpool(own_job, key, job_id)
+        _, job, first = await run_in_threadpool(partial(own_job, request, job_id, with_view=True))
 
         async def stream():
-            last, quiet = None, 0.0
+            last, quiet, body = None, 0.0, first
             while True:
-                body = await run_in_threadpool(view, job.id, request)
                 state = (body["status"], len(body["attempts"]), body["verification"]["verdict"])
                 if state != last:
                     last, quiet = state, 0.0
@@ -274,15 +328,15 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
                     return
                 t0 = time.monotonic()  # until the row moves (status or attempts); a verdict shows within POLL_S
                 row = (body["status"], body["attempt_count"])
-                await run_in_threadpool(wait_change, job.id, POLL_S, lambda j, seen=row: (j.status, j.attempts) != seen)
+                body = await run_in_threadpool(wait_view, job.id, POLL_S,
+                                               lambda j, seen=row: (j.status, j.attempts) != seen, base(request))
                 quiet += time.monotonic() - t0
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     @app.delete("/v1/jobs/{job_id}")
     async def cancel(job_id: str, request: Request):
-        key = await run_in_threadpool(key_of, request)
-        job = await run_in_threadpool(own_job, key, job_id)
+        _, job, _ = await run_in_threadpool(own_job, request, job_id)
 
         def do() -> bool:
             with sessions() as s:
@@ -290,6 +344,7 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
 
         if not await run_in_threadpool(do):
             raise Refused(409, "finished", f"job {job.id} has finished ({job.status}); nothing to cancel")
+        await run_in_threadpool(jobs.notify, redis_client, job.id, "cancelled")
         return await run_in_threadpool(view, job.id, request)
 
     @app.get("/v1/models")
@@ -298,7 +353,7 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
 
         def read():
             with sessions(read_only=True) as s:
-                return list(s.scalars(select(MinerState).where(MinerState.reachable.is_(True))))
+                return jobs.serving_miners(s)
 
         miners = await run_in_threadpool(read)
         data = []
@@ -318,13 +373,13 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
             bodies, n, fmt = openai_jobs(raw)
             created = []
             for body in bodies[:n]:
-                job, _ = await run_in_threadpool(submit, key, body, None)
+                job, _ = await run_in_threadpool(submit, bearer(request), body, None)
                 created.append(job.id)
         except (Refused, InvalidRequest) as exc:
             return openai_error(exc)
         deadline = max(settings.gateway_max_wait, 1.0)
         for job_id in created:
-            await wait_for(job_id, deadline)
+            await run_in_threadpool(finished, job_id, deadline, base(request))
         data = []
         with sessions(read_only=True) as s:
             for job_id in created:

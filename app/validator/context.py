@@ -9,7 +9,8 @@ tasks module keeps it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from functools import partial
 
 import redis
@@ -22,6 +23,8 @@ from app.protocol.client import MinerClient
 from app.scoring.tiers import TierTable, tier_table
 from app.settings import Settings
 
+RECENT_BLOCK_S = 6.0  # half a block: how stale Validator.recent_block may be
+
 
 @dataclass
 class Validator:
@@ -31,6 +34,7 @@ class Validator:
     redis: redis.Redis
     client: MinerClient
     hotkey: str  # this validator's ss58 address
+    _block: tuple[float, int] | None = field(default=None, init=False, repr=False)  # (read at, block)
 
     @property
     def tiers(self) -> TierTable:
@@ -38,6 +42,16 @@ class Validator:
 
     def epoch_of(self, block: int) -> int:
         return block // self.settings.epoch_length
+
+    def recent_block(self) -> int:
+        """The chain's block, read again once RECENT_BLOCK_S have passed: organic jobs stamp their
+        outcomes' epoch with it, and on a real chain each read is an RPC (a block is 12 s; an epoch,
+        360 blocks, may see a job's outcome counted in the one before at its very edge)."""
+        now = time.monotonic()
+        if self._block is None or now - self._block[0] > RECENT_BLOCK_S:
+            self._block = (now, self.chain.block())
+        return self._block[1]
+
 
 
 def open_validator(settings: Settings) -> Validator:

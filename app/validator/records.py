@@ -49,8 +49,8 @@ def recent_organic_params(session: Session, *, model: str, limit: int = 50) -> l
     return [r["params"] for r in rows if isinstance(r, dict) and isinstance(r.get("params"), dict)]
 
 
-def add_response(session: Session, *, challenge_id: str, miner: MinerState) -> Response:
-    response = Response(challenge_id=challenge_id, hotkey=miner.hotkey, uid=miner.uid, status="pending")
+def add_response(session: Session, *, challenge_id: str, miner: MinerState, status: str = "pending") -> Response:
+    response = Response(challenge_id=challenge_id, hotkey=miner.hotkey, uid=miner.uid, status=status)
     session.add(response)
     session.flush()
     return response

@@ -86,9 +86,11 @@ def take_quota(r, miner: MinerState, *, reserve: float = 0.0) -> bool:
     organic share (settings.organic_share) to the gateway, which may use the whole quota;
     both count in the same Redis counter.
     """
-    key = _sent_key(miner)
-    used = r.incr(key)
-    r.expire(key, miner.limit_interval + 60)
+    key = _sent_key(miner.hotkey, miner.limit_interval)
+    pipe = r.pipeline(transaction=False)  # one round trip
+    pipe.incr(key)
+    pipe.expire(key, miner.limit_interval + 60)
+    used, _ = pipe.execute()
     if used > miner.quota - int(miner.quota * reserve):
         r.decr(key)
         return False
@@ -102,13 +104,13 @@ def eligible(miners: Iterable[MinerState], model: str, *, tiers: TierTable,
             and m.interval_attempts < tiers.request_limit(m.tier)]
 
 
-def release_quota(r, miner: MinerState) -> None:
+def release_quota(r, hotkey: str, limit_interval: int) -> None:
     """Give back a unit taken by take_quota for a request the miner refused unserved (429)."""
-    r.decr(_sent_key(miner))
+    r.decr(_sent_key(hotkey, limit_interval))
 
 
-def _sent_key(miner: MinerState) -> str:
-    return validator_sent(miner.hotkey, int(time.time() // max(1, miner.limit_interval)))
+def _sent_key(hotkey: str, limit_interval: int) -> str:
+    return validator_sent(hotkey, int(time.time() // max(1, limit_interval)))
 
 
 def select_miners(miners: Iterable[MinerState], model: str, *, tiers: TierTable, group_size: int,
@@ -175,6 +177,28 @@ def wire_request(request: dict) -> dict:
     return {k: v for k, v in request.items() if k != "kind"}
 
 
+@dataclass(frozen=True)
+class Query:
+    """What one call to a miner needs, read from the rows before the call."""
+
+    response_id: int
+    hotkey: str
+    axon: str
+    model: str
+    request: dict  # the wire request (wire_request)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """How one call to a miner ended: a status for its response row and the row's fields."""
+
+    status: str  # answered, busy, timeout or error
+    latency_s: float
+    fields: dict  # for the response row
+    data: bytes | None = None  # an answer's bytes as stored (its artifact_path), and its lossless frames
+    frames: bytes | None = None
+
+
 def query_miner(v: Validator, response_id: int, *, busy_ok: bool = False) -> str:
     """Send the challenge to one miner; store its bytes; count a failed request at once.
 
@@ -182,45 +206,63 @@ def query_miner(v: Validator, response_id: int, *, busy_ok: bool = False) -> str
     as an answered response or a failure recorded against that miner, within the
     model's timeout plus the grace: the client enforces one total deadline and a cap on
     the reply's size while it streams. Returns "verify" when the reproduction is ready.
-    busy_ok (organic attempts): a 429 (the miner's concurrency or quota is full) is
-    back-pressure, not a failure: status `busy`, not counted, and the gateway tries later.
+    busy_ok: see `call_miner`.
     """
     with v.sessions() as s:
         response = s.get(Response, response_id)
         if response.status != "pending":
             return response.status  # a redelivered task: already sent (the sweep settles a lost one)
-        challenge = s.get(Challenge, response.challenge_id)
-        miner = s.get(MinerState, response.hotkey)
-        if miner is None:  # it left the subnet after the round chose it
-            response.status, response.error = "lost", "the miner left the subnet before it was queried"
+        query = start_query(s, response)
+        if query is None:
             return response.status
-        response.status = "sent"
-        request, model, axon = wire_request(challenge.request), challenge.model, miner.axon
+    reply = call_miner(v, query, busy_ok=busy_ok)
+    with v.sessions() as s:
+        response = record_reply(v, s, query.response_id, reply)
+        reproduced = s.get(Challenge, response.challenge_id).status == "reproduced"
+    return "verify" if reply.status == "answered" and reproduced else reply.status
+
+
+def start_query(s, response: Response) -> Query | None:
+    """Mark a pending response `sent` and read what its call needs; None when its miner left the subnet."""
+    miner = s.get(MinerState, response.hotkey)
+    if miner is None:  # it left the subnet after the round chose it
+        response.status, response.error = "lost", "the miner left the subnet before it was queried"
+        return None
+    challenge = s.get(Challenge, response.challenge_id)
+    response.status = "sent"
+    s.flush()
+    return Query(response.id, response.hotkey, miner.axon, challenge.model, wire_request(challenge.request))
+
+
+def call_miner(v: Validator, query: Query, *, busy_ok: bool = False) -> Reply:
+    """The signed call and the answer's bytes stored; no database. busy_ok (organic attempts): a
+    429 (the miner's concurrency or quota is full) is back-pressure, not a failure: `busy`."""
     t0 = time.monotonic()
-    fields: dict = {}
     try:
-        answer = v.client.generate(f"http://{axon}", response.hotkey, request, timeout=query_deadline(v, model))
+        answer = v.client.generate(f"http://{query.axon}", query.hotkey, query.request,
+                                   timeout=query_deadline(v, query.model))
         latency = time.monotonic() - t0
-        parsed = parse_answer(answer, request_id=request["request_id"], model=model)
+        parsed = parse_answer(answer, request_id=query.request["request_id"], model=query.model)
         media_type = parsed["media_type"]
         ext = media.extension(media_type) if media_type in ("image/png", "video/mp4") else "bin"
         path, _ = artifacts.store(v.settings.validator_artifacts_dir, parsed["data"], ext)
         frames = parsed["frames"] and artifacts.store(v.settings.validator_artifacts_dir, parsed["frames"],
                                                       media.FRAMES_EXTENSION)[0]
-        status = "answered"
-        fields = dict(media_type=media_type, artifact_path=str(path), frames_path=str(frames) if frames else None,
-                      claimed_sha256=parsed["claimed_sha256"],
-                      environment=parsed["environment"], http_status=200)
+        return Reply("answered", latency, dict(
+            media_type=media_type, artifact_path=str(path), frames_path=str(frames) if frames else None,
+            claimed_sha256=parsed["claimed_sha256"], environment=parsed["environment"], http_status=200),
+            data=parsed["data"], frames=parsed["frames"])
     except MinerError as exc:
-        latency = time.monotonic() - t0
         status = "busy" if busy_ok and exc.status == 429 else "timeout" if exc.timed_out else "error"
-        fields = dict(http_status=exc.status or None, error=str(exc)[:2000])
+        return Reply(status, time.monotonic() - t0, dict(http_status=exc.status or None, error=str(exc)[:2000]))
     except MalformedAnswer as exc:
-        latency = time.monotonic() - t0
-        status, fields = "error", dict(http_status=200, error=f"malformed answer: {exc}"[:2000])
-    with v.sessions() as s:
-        response = records.record_answer(s, response_id=response_id, status=status, latency_s=latency, **fields)
-        if status not in ("answered", "busy"):
-            count_outcome(v, s, response, request_success=False, verified=False)
-        reproduced = s.get(Challenge, response.challenge_id).status == "reproduced"
-    return "verify" if status == "answered" and reproduced else status
+        return Reply("error", time.monotonic() - t0, dict(http_status=200, error=f"malformed answer: {exc}"[:2000]))
+
+
+def record_reply(v: Validator, s, response_id: int, reply: Reply) -> Response:
+    """The reply on its response row; a failure counted against the miner at once."""
+    response = records.record_answer(s, response_id=response_id, status=reply.status, latency_s=reply.latency_s,
+                                     **reply.fields)
+    if reply.status not in ("answered", "busy"):
+        count_outcome(v, s, response, request_success=False, verified=False)
+    return response

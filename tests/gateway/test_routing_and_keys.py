@@ -124,15 +124,15 @@ def test_idempotency_claims_leases_and_cancel(db):
         with db() as s:
             jobs.create_job(s, key=key, request=other, idempotency_key="abc")
     with db() as s:
-        claimed = jobs.claim(s, job.id, lease_s=30, block=7)
+        claimed = jobs.claim(s, job.id, lease_s=lambda model: 30, block=lambda: 7)
         assert claimed.status == "running" and s.get(Challenge, job.id).kind == "inference"
         s.add(Response(challenge_id=job.id, hotkey="m", uid=1, status="sent"))
     with db() as s:
-        assert jobs.claim(s, job.id, lease_s=30, block=7) is None, "held by a live worker"
+        assert jobs.claim(s, job.id, lease_s=lambda model: 30, block=lambda: 7) is None, "held by a live worker"
         s.get(Job, job.id).lease_until = s.get(Job, job.id).created_at  # the holder died: its lease ran out
     with db() as s:
         assert jobs.resumable(s, queued_for_s=60) == [job.id]
-        assert jobs.claim(s, job.id, lease_s=30, block=7) is not None
+        assert jobs.claim(s, job.id, lease_s=lambda model: 30, block=lambda: 7) is not None
         lost = s.scalar(select(Response).where(Response.challenge_id == job.id))
         assert lost.status == "lost" and "not the miner's failure" in lost.error
     with db() as s:
