@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.keys import gateway_job_changed
@@ -106,10 +106,9 @@ def deliver(session: Session, *, job: Job, response: Response, pixel_sha256: str
     job.status, job.finished_at, job.lease_until = "done", utcnow(), None
     job.response_id, job.media_type, job.result_path = response.id, response.media_type, response.artifact_path
     job.pixel_sha256, job.sampled = pixel_sha256, sampled
-    challenge = session.get(Challenge, job.id)
-    challenge.status = "open" if sampled else "unsampled"
-    if sampled:  # the reproduction's clock (settle_stale) starts when it is handed to the GPU queue
-        challenge.created_at = utcnow()
+    # the reproduction's clock (settle_stale) starts when it is handed to the GPU queue
+    changes = {"status": "open", "created_at": utcnow()} if sampled else {"status": "unsampled"}
+    session.execute(update(Challenge).where(Challenge.id == job.id).values(**changes))
     session.flush()
 
 

@@ -67,21 +67,9 @@ REDUCED_EVERY = 8
 ENCODER_VARIANTS = {"recipe": [], "crf=8": ["-crf", "8"], "preset=veryfast": ["-preset", "veryfast"]}
 
 
-GUIDANCE_STEPS = (-2.0, -1.0, 0.0, 1.0, 2.0)  # around the params' guidance
-STEPS_STEPS = (-1, 0, 0, 1)
-
-
-def vary_params(params: dict, rng: random.Random) -> dict:
-    """Guidance +-2 and steps +-1 around `params`: the spread each calibration challenge draws."""
-    out = dict(params)
-    out["guidance"] = round(max(1.5, out["guidance"] + rng.choice(GUIDANCE_STEPS)), 1)
-    out["steps"] = max(2, out["steps"] + rng.choice(STEPS_STEPS))
-    return out
-
-
 def challenges(model: str, n: int, sizes=SIZES, seed: int = 7) -> list[GenerationRequest]:
     """`n` challenges spread over `sizes`, as a validator would draw them (reproducible from `seed`)."""
-    from app.validator.prompts import synthetic_prompt
+    from app.validator.prompts import synthetic_prompt, vary_params
 
     spec = CATALOGUE[model]
     rng = random.Random(f"{seed}:{model}")

@@ -101,7 +101,8 @@ def verify_response(v: Validator, response_id: int) -> str | None:
 
     def duplicate(pixel_sha256: str) -> str | None:
         with v.sessions() as s:
-            return records.duplicate_of(s, pixel_sha256=pixel_sha256, challenge_id=challenge_id)
+            return records.duplicate_of(s, pixel_sha256=pixel_sha256, challenge_id=challenge_id,
+                                        response_id=response_id)
 
     verdict = verifier_for(spec.media_type)(
         data=data, media_type=media_type, expected_pixels=expected, expected_sha256=expected_sha,

@@ -10,7 +10,8 @@ optional challenge service (SEEDGRID_CHALLENGE_SERVICE_URL, GET -> {"prompt": ..
 replaces them; when it fails, the built-in generator answers and the failure is logged.
 
 `challenge_params` does the same for the parameters: half the time those of a recent
-organic job of the model type (what clients really ask), otherwise the configured ones.
+organic job of the model type (what clients really ask), otherwise the configured ones
+with guidance +-2 and steps +-1 (the spread every calibration challenge draws).
 """
 
 from __future__ import annotations
@@ -37,14 +38,23 @@ ORGANIC_SHARE = 0.5  # of challenges that copy a recent organic job's params, wh
 
 
 def challenge_params(configured: dict, organic: list[dict], rng: random.Random) -> dict:
-    """A challenge's params: a recent organic job's (`organic`) or the configured ones.
-
-    Not varied yet: with guidance and steps varied, the network test once saw an honest
-    miner's answer equal, pixel for pixel, its answer to another challenge (flagged as a
-    replay), so the variation waits until degenerate outputs are understood."""
+    """A challenge's params: a recent organic job's (`organic`), or the configured ones varied
+    within the spread the verification calibration measured (`vary_params`)."""
     if organic and rng.random() < ORGANIC_SHARE:
         return dict(rng.choice(organic))
-    return dict(configured)
+    return vary_params(configured, rng)
+
+
+GUIDANCE_STEPS = (-2.0, -1.0, 0.0, 1.0, 2.0)  # around the params' guidance
+STEPS_STEPS = (-1, 0, 0, 1)
+
+
+def vary_params(params: dict, rng: random.Random) -> dict:
+    """Guidance +-2 and steps +-1 around `params`: the spread each calibration challenge draws."""
+    out = dict(params)
+    out["guidance"] = round(max(1.5, out["guidance"] + rng.choice(GUIDANCE_STEPS)), 1)
+    out["steps"] = max(2, out["steps"] + rng.choice(STEPS_STEPS))
+    return out
 
 
 def synthetic_prompt(seed: int) -> str:

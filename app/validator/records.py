@@ -84,10 +84,16 @@ def record_reproduction(session: Session, *, challenge_id: str, pixel_sha256: st
     return challenge
 
 
-def duplicate_of(session: Session, *, pixel_sha256: str, challenge_id: str) -> str | None:
-    """Another challenge whose response or reproduction had exactly these pixels."""
+def duplicate_of(session: Session, *, pixel_sha256: str, challenge_id: str, response_id: int) -> str | None:
+    """Another challenge whose reproduction had exactly these pixels, or whose response did
+    before this one was sent (response ids grow in the order responses are opened).
+
+    Only an earlier response counts: verdicts land in any order, and a replayer's answer to a
+    later challenge, verified first, carries the pixels an honest miner's answer to the earlier
+    one is still waiting to be judged with (a network test saw that honest answer flagged)."""
     other = session.scalar(select(Response.challenge_id).where(Response.pixel_sha256 == pixel_sha256,
-                                                               Response.challenge_id != challenge_id).limit(1))
+                                                               Response.challenge_id != challenge_id,
+                                                               Response.id < response_id).limit(1))
     if other is None:
         other = session.scalar(select(Challenge.id).where(Challenge.reproduction_sha256 == pixel_sha256,
                                                           Challenge.id != challenge_id).limit(1))

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app import migrations
 from app.db import session_scope
-from app.models import Epoch, MinerState, Outcome, TierChange
+from app.models import Challenge, Epoch, MinerState, Outcome, Response, TierChange
 from app.protocol.request import parse_request
 from app.scoring.tiers import TierTable
 from app.validator import records
@@ -99,7 +99,7 @@ def test_a_miner_that_left_the_subnet_is_forgotten_and_its_late_answer_counts_no
         assert records.forget_deregistered(s, {"hk1", "hk2", "hk3", "hk4"}) == ["hk0"]
     with session_scope(url) as s:
         assert s.get(MinerState, "hk0") is None and s.scalar(select(func.count()).select_from(MinerState)) == 4
-        response = s.get(records.Response, response_id)
+        response = s.get(Response, response_id)
         assert records.record_outcome(s, response=response, kind="challenge", model="RealisticVision",
                                       request_success=True, verified=True, timeout_s=12.0, tiers=TierTable(),
                                       epoch=0) is None
@@ -116,5 +116,31 @@ def test_a_miners_error_text_is_stored_whatever_bytes_it_holds(url):
         records.record_answer(s, response_id=response_id, status="error", latency_s=0.1, http_status=500,
                               error=hostile)
     with session_scope(url) as s:
-        stored = s.get(records.Response, response_id).error
+        stored = s.get(Response, response_id).error
     assert stored.startswith("boom\\x00\\x07 \\ud800 ") and len(stored) <= 2000 * 6
+
+
+def test_a_replay_is_judged_by_answer_order_not_verdict_order(url):
+    """An honest answer to challenge A, judged late, is not flagged because a replayer's answer to a
+    later challenge B carries the same pixels and was judged first; the replayer's answer is."""
+    migrations.upgrade(url)
+    with session_scope(url) as s:
+        for i in range(2):
+            records.upsert_miner(s, hotkey=f"hk{i}", uid=i, default_tier="Bronze", model="RealisticVision",
+                                 axon="127.0.0.1:1", reachable=True, total_volume=40, quota=10)
+        ids = {}
+        for cid, seed in (("A", 1), ("B", 2)):
+            req = parse_request({"model": "RealisticVision", "prompt": "a cat", "seed": seed, "request_id": cid})
+            records.create_challenge(s, request=req, block=10)
+            ids[cid] = records.add_response(s, challenge_id=cid, miner=s.get(MinerState, f"hk{len(ids)}")).id
+        s.get(Response, ids["B"]).pixel_sha256 = "f" * 64  # the replayer's answer to B, judged first
+    with session_scope(url, read_only=True) as s:
+        assert records.duplicate_of(s, pixel_sha256="f" * 64, challenge_id="A", response_id=ids["A"]) is None
+    with session_scope(url) as s:
+        s.get(Response, ids["A"]).pixel_sha256 = "f" * 64  # the honest answer to A, judged now
+    with session_scope(url, read_only=True) as s:
+        assert records.duplicate_of(s, pixel_sha256="f" * 64, challenge_id="B", response_id=ids["B"]) == "challenge A"
+    with session_scope(url) as s:
+        s.get(Challenge, "A").reproduction_sha256 = "e" * 64
+    with session_scope(url, read_only=True) as s:  # the ground truth of another challenge counts at any time
+        assert records.duplicate_of(s, pixel_sha256="e" * 64, challenge_id="B", response_id=ids["B"]) == "challenge A"
