@@ -28,6 +28,7 @@ from workers.supervisor import ProcessGroup, Replica
 
 NETWORK = "local"  # the wallet name every local key lives under
 VALIDATOR_STAKE = 1_000_000.0
+VALIDATOR_SERVICES = ("dashboard", "gateway", "flower")  # besides the `validator <role>` workers
 class UpError(RuntimeError):
     """A local network that cannot start, with what to do about it."""
 
@@ -359,7 +360,9 @@ def _run_locked(settings: Settings, plan: Plan, console) -> int:
     finally:
         if topo:
             console.print("stopping every process ...")
-            topo.group.stop()
+            # the validator's side first: its queries in flight finish while the miners still
+            # answer, so stopping the network counts no failure against a miner
+            topo.group.stop(first=lambda r: r.name.startswith("validator ") or r.name in VALIDATOR_SERVICES)
             withdraw_axons(settings, topo.miners)
         redis.stop()
     snap = snapshot(settings, LocalChain(settings.sqlalchemy_url, settings.netuid))

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger("seedgrid.supervisor")
 
@@ -89,8 +90,11 @@ class ProcessGroup:
             r.start()
         return None
 
-    def stop(self) -> int:
-        return _stop_all(self.replicas)
+    def stop(self, first: Callable[[Replica], bool] | None = None) -> int:
+        """Stop every replica; those `first` selects first, each stage within STOP_GRACE_S."""
+        stages = [[r for r in self.replicas if first(r)], [r for r in self.replicas if not first(r)]] if first else \
+            [self.replicas]
+        return max(_stop_all(stage) for stage in stages)
 
 
 def detect_gpus() -> list[str]:
