@@ -5,10 +5,13 @@ job's model, is reachable, is under its tier's request limit and was not tried f
 job already. Among the eligible:
 - ranked miners (score at or above the floor, NicheImage's `miner_score_threshold`) are
   drawn at random, weighted by score x tier reward factor;
-- new miners below the floor (fewer than NEW_MINER_SUCCESSES verified answers) get the
-  exploration share: with probability `exploration` (or when no ranked miner is left) one
-  of them is drawn uniformly, so a fresh honest miner can earn its first organic traffic;
-- established miners below the floor get none.
+- new miners below the floor (fewer than NEW_MINER_SUCCESSES verified answers, and a score
+  no failure has pushed below 0) get the exploration share: with probability `exploration`
+  (or when no ranked miner is left) one of them is drawn uniformly, so a fresh honest miner
+  can earn its first organic traffic;
+- established miners below the floor get none, nor does a miner whose failures outweigh its
+  successes (a cheater never has a verified answer: counting only successes kept it "new"
+  and offered it organic jobs for ever; a local run sent it two of three).
 Each drawn miner must take one unit of our quota there (`take`, shared with the
 challenge rounds, which leave the organic share free); one that cannot is set aside and
 the draw repeats.
@@ -28,9 +31,10 @@ MIN_WEIGHT = 1e-6  # a ranked miner at exactly the floor (0) still gets a draw
 
 
 def split(candidates: list[MinerState], floor: float) -> tuple[list[MinerState], list[MinerState]]:
-    """(ranked, explorers): at or above the floor; new and below it. The rest get no organic traffic."""
+    """(ranked, explorers): at or above the floor; new, not yet penalised, and below it. The rest get none."""
     ranked = [m for m in candidates if m.score >= floor]
-    explorers = [m for m in candidates if m.score < floor and m.total_successes < NEW_MINER_SUCCESSES]
+    explorers = [m for m in candidates
+                 if 0 <= m.score < floor and m.total_successes < NEW_MINER_SUCCESSES]
     return ranked, explorers
 
 

@@ -51,6 +51,9 @@ def test_below_the_floor_only_new_miners_get_the_exploration_share():
     assert picks["new"] / 4000 == pytest.approx(0.05, abs=0.015)
     assert pick_counts([miner("failing", -0.05, successes=30)])[None] == 4000, "nobody: the job gets a 503"
     assert pick_counts([miner("new", 0.0, successes=0)], exploration=0)["new"] == 4000, "the only one left"
+    cheater = miner("cheater", -0.0085, successes=0)  # never verified, only failed: not a new miner
+    assert pick_counts([miner("good", 0.4), cheater], exploration=0.5)["cheater"] == 0
+    assert pick_counts([cheater])[None] == 4000
 
 
 def test_tier_limits_exclusions_and_quota_are_respected():
