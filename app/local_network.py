@@ -180,8 +180,16 @@ def start(settings: Settings, plan: Plan) -> Topology:
                                        "--address=127.0.0.1", f"--port={plan.flower_port}",
                                        f"--basic-auth={user}:{password}"], env))
     group = ProcessGroup(replicas, log_dir=logs)
-    group.start()
+    # the miners first, the validator once their APIs listen: a round started before a miner
+    # is up (its state says reachable from the last run) would count the refused call against it
+    group.start(first=lambda r: not validator_side(r), ready=lambda: not any(port_free(m["port"]) for m in
+                                                                             miners.values()))
     return Topology(validator, miners, group, logs)
+
+
+def validator_side(replica: Replica) -> bool:
+    """The validator's processes: its workers, gateway, dashboard and Flower (the rest are miners')."""
+    return replica.name.startswith("validator ") or replica.name in VALIDATOR_SERVICES
 
 
 FLOWER_USER = "seedgrid"
@@ -362,7 +370,7 @@ def _run_locked(settings: Settings, plan: Plan, console) -> int:
             console.print("stopping every process ...")
             # the validator's side first: its queries in flight finish while the miners still
             # answer, so stopping the network counts no failure against a miner
-            topo.group.stop(first=lambda r: r.name.startswith("validator ") or r.name in VALIDATOR_SERVICES)
+            topo.group.stop(first=validator_side)
             withdraw_axons(settings, topo.miners)
         redis.stop()
     snap = snapshot(settings, LocalChain(settings.sqlalchemy_url, settings.netuid))

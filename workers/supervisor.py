@@ -24,6 +24,7 @@ log = logging.getLogger("seedgrid.supervisor")
 MAX_RESTARTS = 5  # within RESTART_WINDOW_S; beyond that the failure is not transient
 RESTART_WINDOW_S = 60.0
 STOP_GRACE_S = 30.0  # a GPU task in flight gets this long to finish on SIGTERM
+START_WAIT_S = 120.0  # the longest the later replicas of a staged start wait for the first to be ready
 
 
 @dataclass
@@ -71,9 +72,21 @@ class ProcessGroup:
             for r in replicas:
                 r.log_path = log_dir / (r.name.replace(" ", "-") + ".log")
 
-    def start(self) -> None:
-        for r in self.replicas:
+    def start(self, first: Callable[[Replica], bool] | None = None, ready: Callable[[], bool] | None = None,
+              timeout: float = START_WAIT_S) -> None:
+        """Start every replica; those `first` selects before the rest, which wait until ready() holds
+        (or `timeout` passes, or one of the first exits: then the rest start anyway and poll() reports it)."""
+        early = [r for r in self.replicas if first and first(r)]
+        for r in early:
             r.start()
+        deadline = time.monotonic() + timeout
+        while early and ready and not ready() and time.monotonic() < deadline:
+            if any(r.proc.poll() is not None for r in early):
+                break
+            time.sleep(0.2)
+        for r in self.replicas:
+            if r not in early:
+                r.start()
 
     def poll(self) -> str | None:
         """Restart what died; return why the group must stop, if it must."""
