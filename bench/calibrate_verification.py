@@ -38,6 +38,9 @@ def main() -> int:
     parser.add_argument("--reduced-every", type=int, default=8,
                         help="the reduced-precision cheat on every Nth challenge (bfloat16 is ~75x slower on a CPU)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not update calibration.json")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="keep each output and distance here as it is made: run again with the same arguments "
+                             "and folder to resume a stopped calibration")
     parser.add_argument("--add-pairs", type=Path, default=None,
                         help="only add the environment pairs of a bench/device_determinism.py --json file")
     args = parser.parse_args()
@@ -57,7 +60,11 @@ def main() -> int:
         parser.error(f"--sizes takes local and/or default, got {args.sizes!r}")
     if args.reduced_every < 1:
         parser.error("--reduced-every takes a whole number of challenges, 1 or more")
-    doc = calibrate(models, args.challenges, get_settings(), sizes=sizes, reduced_every=args.reduced_every)
+    try:
+        doc = calibrate(models, args.challenges, get_settings(), sizes=sizes, reduced_every=args.reduced_every,
+                        work=args.work_dir)
+    except ValueError as exc:  # a work folder of another plan
+        parser.error(str(exc))
     for model, row in doc["models"].items():
         print(f"\n{model}: {row['challenges']} challenges, threshold distance {row['threshold_distance']:.2e}, "
               f"margin x{row['margin']:,.1f} (closest: {row['closest_cheat']})")

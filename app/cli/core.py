@@ -353,7 +353,9 @@ def redis_stop() -> None:
               help="challenge sizes: the local network's, the catalogue defaults, or half of each")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="where to write it (default: calibration.json in the state folder)")
-def calibrate(models: str | None, challenges: int, sizes: str, out: Path | None) -> None:
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="keep each output and distance here as it is made; the same command again resumes a stopped run")
+def calibrate(models: str | None, challenges: int, sizes: str, out: Path | None, work_dir: Path | None) -> None:
     """Measure honest and cheating distances on this machine and write a calibration file.
 
     Honest outputs come from separate processes with another thread count and other CPU
@@ -370,8 +372,11 @@ def calibrate(models: str | None, challenges: int, sizes: str, out: Path | None)
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)} not served here; choose from {', '.join(SERVED_MODELS)}",
                                  param_hint="--models")
-    doc = run(names, challenges, settings, log=click.echo,
-              sizes=("local", "default") if sizes == "both" else (sizes,))
+    try:
+        doc = run(names, challenges, settings, log=click.echo,
+                  sizes=("local", "default") if sizes == "both" else (sizes,), work=work_dir)
+    except ValueError as exc:  # a work folder of another plan
+        raise click.BadParameter(str(exc), param_hint="--work-dir") from None
     target = out or settings.state_path / "calibration.json"
     write(doc, target)
     low = [m for m, row in doc["models"].items() if row["margin"] < 10]

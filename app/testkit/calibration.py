@@ -29,6 +29,7 @@ Used by `seedgrid calibrate` (an operator's own hardware) and bench/calibrate_ve
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -137,22 +138,77 @@ def _distance(ref: np.ndarray, out: np.ndarray) -> float:
     return 1.0 - similarity(ref, out) if out.shape == ref.shape else 1.0
 
 
-def _honest_runs(requests: list[GenerationRequest], envs: dict[str, dict], log) -> dict[str, list[np.ndarray]]:
-    """Each honest environment generates every request in a process of its own."""
+def _honest_runs(requests: list[GenerationRequest], envs: dict[str, dict], log,
+                 work: Path | None = None) -> dict[str, list[np.ndarray]]:
+    """Each honest environment generates every request in a process of its own. With `work` (a
+    folder kept between runs), the outputs already there are kept: a stopped calibration resumes."""
     out = {}
     payload = json.dumps([r.to_dict() for r in requests])
     with tempfile.TemporaryDirectory(prefix="seedgrid-calibrate-") as tmp:
+        root = Path(work) / "honest" if work else Path(tmp)
         for name, env in envs.items():
-            folder = Path(tmp) / name.replace("=", "_")
-            folder.mkdir()
+            folder = root / name.replace("=", "_")
+            folder.mkdir(parents=True, exist_ok=True)
+            missing = sum(not (folder / f"{i}.npy").exists() for i in range(len(requests)))
             t0 = time.time()
-            proc = subprocess.run([sys.executable, "-m", "app.testkit.calibration", "--worker", str(folder)],
-                                  input=payload, text=True, capture_output=True, env={**os.environ, **env})
-            if proc.returncode:
-                raise RuntimeError(f"the honest run {name} failed:\n{proc.stderr[-3000:]}")
+            if missing:
+                proc = subprocess.run([sys.executable, "-m", "app.testkit.calibration", "--worker", str(folder)],
+                                      input=payload, text=True, capture_output=True, env={**os.environ, **env})
+                if proc.returncode:
+                    raise RuntimeError(f"the honest run {name} failed:\n{proc.stderr[-3000:]}")
             out[name] = [np.load(folder / f"{i}.npy") for i in range(len(requests))]
-            log(f"honest environment {name}: {len(requests)} outputs in {time.time() - t0:.0f} s")
+            kept = f" ({len(requests) - missing} kept from an earlier run)" if missing < len(requests) else ""
+            log(f"honest environment {name}: {missing} outputs in {time.time() - t0:.0f} s{kept}")
     return out
+
+
+def _measure(gen: Generator, req: GenerationRequest, i: int, honest: dict[str, np.ndarray],
+             reduced_every: int) -> dict[str, dict[str, float]]:
+    """One challenge's distances: each honest environment's and each cheat's from the reference,
+    and for a video how far each encode of its frames lands."""
+    ref = gen.pixels(req)
+    far = i % FAR_EVERY == 0
+    out: dict[str, dict[str, float]] = {"honest": {name: _distance(ref, px) for name, px in honest.items()},
+                                        "cheats": {}, "encoder": {}}
+    if CATALOGUE[req.model].is_video:
+        out["encoder"] = encoder_fidelity(ref, req.params.fps or 8)
+    for name, variant in cheat_requests(req).items():
+        if far or name not in FAR:
+            out["cheats"][name] = _distance(ref, gen.pixels(variant))
+    if far:
+        out["cheats"]["half_resolution"] = _distance(ref, _half_resolution(gen, req))
+    if i % reduced_every == 0:
+        out["cheats"]["reduced_precision"] = _distance(ref, gen.pixels(req, "bfloat16"))
+    return out
+
+
+def _measure_or_load(gen: Generator, req: GenerationRequest, i: int, honest: dict[str, np.ndarray],
+                     reduced_every: int, saved: Path | None) -> dict[str, dict[str, float]]:
+    """`_measure`, or what an earlier run of the same plan saved for this challenge (then kept in `saved`)."""
+    if saved is not None and saved.exists():
+        return json.loads(saved.read_text())
+    out = _measure(gen, req, i, honest, reduced_every)
+    if saved is not None:
+        _write_atomic(saved, json.dumps(out).encode())
+    return out
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """A file a killed run never leaves half-written (a resumed run reads whatever exists)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _check_plan(work: Path, requests: list[GenerationRequest]) -> None:
+    """A work folder serves one plan: resuming it with other models, sizes or counts is refused."""
+    plan = json.dumps([r.to_dict() for r in requests], sort_keys=True)
+    path = Path(work) / "plan.json"
+    if path.exists() and path.read_text() != plan:
+        raise ValueError(f"the work folder {work} holds another calibration's plan (other models, sizes or "
+                         f"challenges); use a new --work-dir, or delete that one to start over")
+    _write_atomic(path, plan.encode())
 
 
 def threshold_between(honest_max: float, cheat_min: float) -> float:
@@ -164,36 +220,43 @@ def threshold_between(honest_max: float, cheat_min: float) -> float:
 
 
 def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = print, sizes=SIZES,
-              envs: dict[str, dict] = HONEST_ENVS, reduced_every: int = REDUCED_EVERY) -> dict:
+              envs: dict[str, dict] = HONEST_ENVS, reduced_every: int = REDUCED_EVERY,
+              work: Path | None = None) -> dict:
     """Measure every model type in `models`; returns the calibration document.
 
-    reduced_every: the reduced-precision cheat on every such challenge (its cost on a CPU)."""
+    reduced_every: the reduced-precision cheat on every such challenge (its cost on a CPU).
+    work: a folder kept between runs; each honest output and each challenge's distances are
+    saved there as they are made, so a stopped run resumes where it was (the TextToVideo
+    default size takes hours on a 2-core CPU); "seconds" then adds up every run's."""
     t0 = time.time()
+    spent = float((Path(work) / "seconds").read_text()) if work is not None and (Path(work) / "seconds").exists() \
+        else 0.0
+
+    def checkpoint() -> None:
+        if work is not None:
+            _write_atomic(Path(work) / "seconds", f"{spent + time.time() - t0:.1f}".encode())
+
     gen = Generator(settings)
     plan = {m: challenges(m, n, sizes) for m in models}
     flat = [r for m in models for r in plan[m]]
-    honest_outputs = _honest_runs(flat, envs, log)
+    if work is not None:
+        _check_plan(work, flat)
+    honest_outputs = _honest_runs(flat, envs, log, work)
+    checkpoint()
     results, index = {}, 0
     for model in models:
         honest: dict[str, list[float]] = {}
         cheats: dict[str, list[float]] = {}
         encoder: dict[str, list[float]] = {}
         for i, req in enumerate(plan[model]):
-            ref = gen.pixels(req)
-            far = i % FAR_EVERY == 0
-            for name in envs:
-                honest.setdefault(name, []).append(_distance(ref, honest_outputs[name][index]))
+            saved = Path(work) / "measured" / f"{model}-{i}.json" if work is not None else None
+            one = _measure_or_load(gen, req, i, {name: honest_outputs[name][index] for name in envs}, reduced_every,
+                                   saved)
+            checkpoint()
             index += 1
-            if CATALOGUE[model].is_video:
-                for name, error in encoder_fidelity(ref, req.params.fps or 8).items():
-                    encoder.setdefault(name, []).append(error)
-            for name, variant in cheat_requests(req).items():
-                if far or name not in FAR:
-                    cheats.setdefault(name, []).append(_distance(ref, gen.pixels(variant)))
-            if far:
-                cheats.setdefault("half_resolution", []).append(_distance(ref, _half_resolution(gen, req)))
-            if i % reduced_every == 0:
-                cheats.setdefault("reduced_precision", []).append(_distance(ref, gen.pixels(req, "bfloat16")))
+            for into, values in ((honest, one["honest"]), (cheats, one["cheats"]), (encoder, one["encoder"])):
+                for name, value in values.items():
+                    into.setdefault(name, []).append(value)
         kind = kind_of(gen.engine(model).environment)
         measured = {"challenges": len(plan[model]), "sizes": list(sizes),
                     "honest_by_variant": {k: stats(v) for k, v in honest.items()},
@@ -209,7 +272,7 @@ def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = 
     reference = gen.engine(models[0]).environment
     return {"format": 2, "generated_by": "app/testkit/calibration.py", "safety_factor": SAFETY,
             "honest_environments": list(envs), "reference_environment": reference,
-            "seconds": round(time.time() - t0), "models": results}
+            "seconds": round(spent + time.time() - t0), "models": results}
 
 
 def combine(parts: list[dict]) -> dict:
@@ -350,7 +413,11 @@ def _worker(folder: Path) -> None:
 
     gen = Generator(get_settings())
     for i, raw in enumerate(json.load(sys.stdin)):
-        np.save(folder / f"{i}.npy", gen.pixels(parse_request(raw)))
+        path = folder / f"{i}.npy"
+        if not path.exists():  # kept from an earlier, stopped run of the same plan
+            buffer = io.BytesIO()
+            np.save(buffer, gen.pixels(parse_request(raw)))
+            _write_atomic(path, buffer.getvalue())
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":

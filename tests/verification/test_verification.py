@@ -212,3 +212,30 @@ def test_pairs_measured_elsewhere_get_a_threshold_only_when_they_separate(tmp_pa
     path = tmp_path / "c.json"
     path.write_text(json.dumps(doc))
     assert set(load(path)["RealisticVision"]) == {"cpu/float32~cpu/float32", "cpu/float32~cuda/float16"}
+
+
+def test_a_calibration_resumes_from_its_work_folder(tmp_path):
+    """A stopped calibration keeps what it made: honest outputs and each challenge's distances are
+    read back, never made again; a folder of another plan is refused."""
+    from app.testkit.calibration import (
+        _check_plan,
+        _honest_runs,
+        _measure_or_load,
+        challenges,
+    )
+
+    plan = challenges("TextToVideo", 1, sizes=("local",))
+    _check_plan(tmp_path, plan)
+    first = _honest_runs(plan, {"threads=1": {"SEEDGRID_THREADS": "1"}}, print, tmp_path)["threads=1"][0]
+    broken = {"threads=1": {"SEEDGRID_DTYPE": "no-such-dtype"}}  # a worker started with it would fail
+    again = _honest_runs(plan, broken, print, tmp_path)["threads=1"][0]
+    assert np.array_equal(first, again), "the kept output, with no worker started"
+    (tmp_path / "honest" / "threads_1" / "0.npy").unlink()
+    with pytest.raises(RuntimeError, match="the honest run threads=1 failed"):  # a missing one is made again
+        _honest_runs(plan, broken, print, tmp_path)
+    saved = tmp_path / "measured" / "TextToVideo-0.json"
+    saved.parent.mkdir()
+    saved.write_text(json.dumps({"honest": {"threads=1": 1e-7}, "cheats": {"no_cfg": 0.2}, "encoder": {}}))
+    assert _measure_or_load(None, plan[0], 0, {}, 8, saved)["cheats"] == {"no_cfg": 0.2}, "read, not measured"
+    with pytest.raises(ValueError, match="another calibration's plan"):
+        _check_plan(tmp_path, challenges("TextToVideo", 2, sizes=("local",)))
