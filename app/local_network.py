@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from app.backends.registry import SERVED_MODELS, checkpoint_path, served_spec
 from app.chain.local import LocalChain
@@ -29,6 +30,8 @@ from workers.supervisor import ProcessGroup, Replica
 NETWORK = "local"  # the wallet name every local key lives under
 VALIDATOR_STAKE = 1_000_000.0
 VALIDATOR_SERVICES = ("dashboard", "gateway", "flower")  # besides the `validator <role>` workers
+
+
 class UpError(RuntimeError):
     """A local network that cannot start, with what to do about it."""
 
@@ -202,14 +205,11 @@ def gateway_key(settings: Settings) -> str:
     from app.db import session_scope
     from app.gateway.keys import create_key
 
-    path = settings.state_path / "gateway-key"
-    if not path.exists():
+    def make() -> str:
         with session_scope(settings.sqlalchemy_url) as s:
-            _, key = create_key(s, name=f"local-{os.urandom(3).hex()}", rate_per_minute=600, daily_quota=100_000)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
-    return path.read_text().strip()
+            return create_key(s, name=f"local-{os.urandom(3).hex()}", rate_per_minute=600, daily_quota=100_000)[1]
+
+    return state_secret(settings.state_path / "gateway-key", make)
 
 
 def flower_credentials(settings: Settings) -> tuple[str, str]:
@@ -219,13 +219,18 @@ def flower_credentials(settings: Settings) -> tuple[str, str]:
     """
     import secrets
 
-    path = settings.state_path / "flower-password"
+    return FLOWER_USER, state_secret(settings.state_path / "flower-password", lambda: secrets.token_urlsafe(18))
+
+
+def state_secret(path: Path, make: Callable[[], str]) -> str:
+    """A secret kept in the state folder: made once (make()), written readable by its owner only (0600)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        secret = make()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(18) + "\n")
-    return FLOWER_USER, path.read_text().strip()
+            f.write(secret + "\n")
+    return path.read_text().strip()
 
 
 def lock_state_folder(settings: Settings):

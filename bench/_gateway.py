@@ -28,7 +28,7 @@ os.environ.setdefault("SEEDGRID_TIER_TABLE", json.dumps([
     {"name": "Bronze", "request_success": 0, "validation_success": 0, "min_successes": 0, "reward_factor": 0.45,
      "request_limit": 1_000_000}]))
 
-from bench._miner import MinerUnderTest, miner_under_test  # noqa: E402
+from bench._miner import MinerUnderTest, miner_under_test, wait_healthy  # noqa: E402
 
 
 @dataclass
@@ -42,7 +42,6 @@ class GatewayUnderTest:
 
 @contextmanager
 def gateway_under_test(name: str, extra_miners: int = 0) -> Iterator[GatewayUnderTest]:
-    import httpx
     import redis as redis_lib
     from sqlalchemy import select
 
@@ -93,15 +92,7 @@ def gateway_under_test(name: str, extra_miners: int = 0) -> Iterator[GatewayUnde
         try:
             deadline = time.monotonic() + 120
             for target in [url] + [mm["url"] for mm in miners[1:]]:
-                while True:
-                    try:
-                        if httpx.get(target + "/healthz", timeout=1).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise SystemExit(f"{target} (the bench gateway or a miner API) did not start")
-                    time.sleep(0.2)
+                wait_healthy(target, deadline, "the bench gateway or a miner API")
             yield GatewayUnderTest(url, key, m, miners, services)
         finally:
             for p in procs:

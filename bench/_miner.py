@@ -65,21 +65,11 @@ def miner_under_test(name: str, extra_callers: dict[str, float] | None = None) -
     ]
     url = f"http://127.0.0.1:{port}"
     try:
-        import httpx
-
         deadline = time.monotonic() + 120
         while not celery_app.control.ping(timeout=0.5):
             if time.monotonic() > deadline:
                 raise SystemExit("the bench GPU worker did not start")
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the bench miner API did not start")
-            time.sleep(0.1)
+        wait_healthy(url, deadline, "the bench miner API")
         yield MinerUnderTest(url, miner.hotkey.ss58_address, validator, redis.url)
     finally:
         for p in procs:
@@ -87,3 +77,18 @@ def miner_under_test(name: str, extra_callers: dict[str, float] | None = None) -
         for p in procs:
             p.wait(timeout=30)
         redis.stop()
+
+
+def wait_healthy(url: str, deadline: float, what: str) -> None:
+    """Until `url`/healthz answers 200; SystemExit naming `what` once time.monotonic() passes `deadline`."""
+    import httpx
+
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} at {url} did not start")
+        time.sleep(0.1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from functools import partial
@@ -129,16 +128,19 @@ def keys_revoke(name: str) -> None:
 @click.option("--wait/--no-wait", default=True, show_default=True, help="follow the job until it is done")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write the result here (default: <job id>.<png|mp4>)")
-@click.option("--url", default=None, help="the gateway (default: SEEDGRID_GATEWAY_URL, or this machine's)")
-@click.option("--key", default=None, help="the API key (default: SEEDGRID_API_KEY, or the local network's)")
+@click.option("--url", envvar="SEEDGRID_GATEWAY_URL", default=None,
+              help="the gateway (default: SEEDGRID_GATEWAY_URL, or this machine's)")
+@click.option("--key", envvar="SEEDGRID_API_KEY", default=None,
+              help="the API key (default: SEEDGRID_API_KEY, or the local network's)")
 def submit(model: str, prompt: str, negative_prompt: str | None, seed: int | None, params: tuple[str, ...],
            wait: bool, out: Path | None, url: str | None, key: str | None) -> None:
     """Submit one job to a gateway, follow it, and write its result."""
     from app.gateway.client import GatewayClient, GatewayError
+    from app.models.gateway import FINISHED
 
     settings = _settings()
-    url = url or os.environ.get("SEEDGRID_GATEWAY_URL") or f"http://127.0.0.1:{settings.gateway_port}"
-    key = key or os.environ.get("SEEDGRID_API_KEY") or _local_key(settings)
+    url = url or f"http://127.0.0.1:{settings.gateway_port}"
+    key = key or _local_key(settings)
     body: dict = {"model": model, "prompt": prompt, "params": _params(params)}
     if negative_prompt is not None:
         body["negative_prompt"] = negative_prompt
@@ -156,7 +158,7 @@ def submit(model: str, prompt: str, negative_prompt: str | None, seed: int | Non
             tries = ", ".join(f"uid {a['miner_uid']} {a['status']}" for a in event["attempts"]) or "no miner yet"
             click.echo(f"  {time.monotonic() - started:6.1f} s  {event['status']:9} {tries}", err=True)
             job = event
-            if event["status"] in ("done", "failed", "cancelled"):
+            if event["status"] in FINISHED:
                 break
         if job["status"] != "done":
             raise click.ClickException(f"job {job['id']} {job['status']}: {job.get('error')}")

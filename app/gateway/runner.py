@@ -169,8 +169,4 @@ def answer_pixels(request: dict, response: Response, reply: Reply):
     spec = get_spec(request["model"])
     if response.media_type != spec.media_type.value:
         raise media.MediaError(f"media type {response.media_type!r}, expected {spec.media_type.value!r}")
-    if spec.is_video:
-        if not reply.frames:
-            raise media.MediaError("a video answer carries its lossless frames; this one has none")
-        return media.decode_frames(reply.frames, parse_request(request).params.num_frames)
-    return media.decode(reply.data, spec.media_type)
+    return media.answer_pixels(reply.data, spec.media_type, reply.frames, parse_request(request).params.num_frames)

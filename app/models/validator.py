@@ -61,6 +61,7 @@ class Response(Base):
     verdict_similarity: Mapped[float | None] = mapped_column(Float)
     verdict_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the reply recorded
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 

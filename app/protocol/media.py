@@ -186,6 +186,17 @@ def decode(data: bytes, media_type: MediaType | str) -> np.ndarray:
     raise MediaError(f"{media_type.value} has no pixels to decode")
 
 
+def answer_pixels(data: bytes, media_type: MediaType | str, frames: bytes | None,
+                  num_frames: int | None) -> np.ndarray:
+    """The pixels an answer is hashed and judged on: a PNG's own, or a video's lossless frames
+    (`frames`, `num_frames` of them stacked), never what its MP4 decodes to."""
+    if MediaType(media_type) is MediaType.MP4:
+        if frames is None:
+            raise MediaError("a video answer carries its frames losslessly in `frames` (a stacked PNG); it has none")
+        return decode_frames(frames, num_frames or 0)
+    return decode(data, media_type)
+
+
 def extension(media_type: MediaType | str) -> str:
     return {MediaType.PNG: "png", MediaType.MP4: "mp4", MediaType.TEXT: "txt"}[MediaType(media_type)]
 

@@ -334,9 +334,10 @@ def add_pairs(doc: dict, measured: dict) -> list[str]:
     `measured["pairs"][model][pair]["distances"]`: honest distances of that pair's outputs to
     the CPU reference over the calibration's challenges. The cheats are those `doc`
     measured for the model type (a cheat's distance is a property of the cheat, not of the
-    honest environment); reduced precision counts only where both sides claim float32. A pair whose honest maximum reaches the closest cheat gets no
-    threshold: it is recorded as not separable, and such miners are judged at the
-    strictest threshold (app/verification/thresholds.py).
+    honest environment); reduced precision counts only where both sides claim float32. A
+    pair whose honest maximum reaches the closest cheat gets no threshold: it is recorded
+    as not separable, and such miners are judged at the strictest threshold
+    (app/verification/thresholds.py).
     """
     lines = []
     for model, pairs in measured.get("pairs", {}).items():
@@ -394,14 +395,14 @@ def _merged(previous: dict | None, row: dict, kind: str) -> dict:
     if not kept:
         merged = row
     else:
-        merged = model_row({**{k: _measured(v) for k, v in kept.items()}, **row["by_size"]}, kind)
+        merged = model_row({**{k: _size_class(v) for k, v in kept.items()}, **row["by_size"]}, kind)
     for pair, entry in previous.get("pairs", {}).items():
         if "measured_on" in entry and pair not in merged["pairs"]:
             merged["pairs"][pair] = entry  # measured on other hardware (add_pairs): not ours to drop
     return merged
 
 
-def _measured(row: dict) -> dict:
+def _size_class(row: dict) -> dict:
     """A size class's measurement out of a row (an older file's whole row is one class)."""
     keep = ("challenges", "sizes", "honest_by_variant", "cheats", "mp4_fidelity")
     return {k: row[k] for k in keep if k in row}

@@ -83,9 +83,7 @@ class Cheat:
             p = req.params
             return made(np.zeros((p.num_frames or 1, p.height, p.width, 3), dtype=np.uint8))
         if s == "half_resolution":
-            small = run(half_resolution(req))
-            pixels = (media.decode_frames(read(small["frames_path"]), req.params.num_frames) if spec.is_video
-                      else media.decode(read(small["artifact_path"]), spec.media_type))
+            pixels = media.answer_pixels(*output(run(half_resolution(req))), req.params.num_frames)
             return made(upscale(pixels, req.params.width, req.params.height))
         if s == "replay":
             if self._stock is None:  # its own earlier answer, to a challenge it saw (or made up) before
@@ -144,8 +142,7 @@ def cheat_answer(cheat: Cheat, redis_client) -> Callable:
     def answer(req: GenerationRequest, priority: int, timeout: float, started: float) -> GenerateResponse:
         data, media_type, frames = cheat.answer(req, lambda r: run_generation(r, priority, timeout), read_artifact)
         try:
-            pixels = media.decode_frames(frames, req.params.num_frames) if frames else media.decode(data, media_type)
-            claimed = media.pixel_sha256(pixels)
+            claimed = media.pixel_sha256(media.answer_pixels(data, media_type, frames, req.params.num_frames))
         except (media.MediaError, ValueError):
             claimed = "0" * 64
         elapsed = round((time.perf_counter() - started) * 1000, 1)

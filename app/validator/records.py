@@ -10,6 +10,7 @@ so its cost depends on the number of miners, not on history.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Mapping
 
 from sqlalchemy import select, update
@@ -24,7 +25,7 @@ from app.models import (
     TierChange,
     WeightSet,
 )
-from app.models.base import utcnow
+from app.models.base import aware, utcnow
 from app.protocol.client import printable
 from app.protocol.request import GenerationRequest
 from app.scoring.rewards import ema, reward
@@ -66,6 +67,7 @@ def record_answer(session: Session, *, response_id: int, status: str, latency_s:
     if error is not None:  # a miner's words: escaped, so any bytes it sent can be stored
         error = printable(error, 2000)
     response.status, response.latency_s, response.http_status, response.error = status, latency_s, http_status, error
+    response.answered_at = utcnow()
     response.media_type, response.artifact_path, response.frames_path = media_type, artifact_path, frames_path
     response.claimed_sha256, response.environment = claimed_sha256, environment
     session.flush()
@@ -85,19 +87,29 @@ def record_reproduction(session: Session, *, challenge_id: str, pixel_sha256: st
 
 
 def duplicate_of(session: Session, *, pixel_sha256: str, challenge_id: str, response_id: int) -> str | None:
-    """Another challenge whose reproduction had exactly these pixels, or whose response did
-    before this one was sent (response ids grow in the order responses are opened).
+    """Another challenge whose reproduction had exactly these pixels, or whose response
+    answered with them before this one was (`answered_at`, set when a reply is recorded).
 
-    Only an earlier response counts: verdicts land in any order, and a replayer's answer to a
-    later challenge, verified first, carries the pixels an honest miner's answer to the earlier
-    one is still waiting to be judged with (a network test saw that honest answer flagged)."""
-    other = session.scalar(select(Response.challenge_id).where(Response.pixel_sha256 == pixel_sha256,
-                                                               Response.challenge_id != challenge_id,
-                                                               Response.id < response_id).limit(1))
-    if other is None:
-        other = session.scalar(select(Challenge.id).where(Challenge.reproduction_sha256 == pixel_sha256,
-                                                          Challenge.id != challenge_id).limit(1))
+    Only an earlier answer counts: verdicts land in any order, and a cheater's copy of an
+    honest answer, sent to another challenge and judged first, must not make the original
+    look like the copy. Neither the order of judging nor of the response rows tells which
+    came first (a copier asked in an earlier round may answer later, with a newer output):
+    the network test saw honest answers flagged both ways."""
+    this = session.get(Response, response_id)
+    for other in session.scalars(select(Response).where(Response.pixel_sha256 == pixel_sha256,
+                                                        Response.challenge_id != challenge_id)):
+        if answered_at(other) < answered_at(this):
+            return f"challenge {other.challenge_id}"
+    other = session.scalar(select(Challenge.id).where(Challenge.reproduction_sha256 == pixel_sha256,
+                                                      Challenge.id != challenge_id).limit(1))
     return f"challenge {other}" if other else None
+
+
+def answered_at(response: Response) -> datetime:
+    """When the miner's answer was recorded (a row from before 0007: its query opened plus the call's latency)."""
+    if response.answered_at is not None:
+        return aware(response.answered_at)
+    return aware(response.created_at) + timedelta(seconds=response.latency_s or 0.0)
 
 
 def record_verdict(session: Session, *, response_id: int, verdict: Verdict) -> Response:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.db import session_scope
 from app.models import Challenge, Job, MinerState, Response, TierChange, WeightSet
 from app.models.base import aware
+from app.models.gateway import JOB_STATUSES
 
 __all__ = ["leaderboard", "organic", "gallery", "history", "last_weights", "recent_verdicts", "artifact_name", "find_artifact"]
 
@@ -132,7 +133,6 @@ def organic(settings, window_s: float = 600.0) -> dict:
         "latency_p50_s": float(np.percentile(latencies, 50)) if latencies else None,
         "latency_p95_s": float(np.percentile(latencies, 95)) if latencies else None,
         "failovers": sum(r.status in ("error", "timeout") for r in attempts),
-        "by_status": {st: sum(j.status == st for j in jobs) for st in ("queued", "running", "done", "failed",
-                                                                          "cancelled")},
+        "by_status": {st: sum(j.status == st for j in jobs) for st in JOB_STATUSES},
         "verdicts": verdicts,
     }

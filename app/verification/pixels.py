@@ -29,9 +29,7 @@ MP4_MAX_MSE = 200.0
 
 def _video_pixels(data: bytes, frames: bytes | None, expected_frames: int) -> tuple[np.ndarray, str | None]:
     """The lossless frames of a video answer, checked against its MP4; (pixels, why they are refused)."""
-    if frames is None:
-        raise media.MediaError("a video answer carries its frames losslessly in `frames` (a stacked PNG); it has none")
-    pixels = media.decode_frames(frames, expected_frames)
+    pixels = media.answer_pixels(data, media.MediaType.MP4, frames, expected_frames)
     shown = media.decode(data, media.MediaType.MP4)
     if shown.shape != pixels.shape:
         return pixels, f"the MP4 has {shown.shape[0]} frames of {shown.shape[2]}x{shown.shape[1]}, its frames " \

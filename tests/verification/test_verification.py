@@ -147,12 +147,12 @@ def test_the_committed_calibration_separates_what_it_recorded():
 def test_a_second_size_class_adds_to_the_committed_one(tmp_path):
     """`--sizes default` after `--sizes local`: write() keeps the local measurement and the row
     is judged over both; the committed row rebuilt from its size classes is unchanged."""
-    from app.testkit.calibration import _measured, model_row, write
+    from app.testkit.calibration import _size_class, model_row, write
     from app.verification.thresholds import CALIBRATION
 
     doc = json.loads(CALIBRATION.read_text())
     committed = doc["models"]["RealisticVision"]
-    by_size = committed.get("by_size") or {"local": _measured(committed)}
+    by_size = committed.get("by_size") or {"local": _size_class(committed)}
     assert model_row(by_size, "cpu/float32")["threshold_distance"] == committed["threshold_distance"]
     row = model_row({"local": by_size["local"]}, "cpu/float32")  # as if only the local sizes were measured
     wider = {k: {**v, "max": v["max"] * 3} for k, v in row["honest_by_variant"].items()}
