@@ -109,18 +109,23 @@ class Cheat:
         return claimed
 
     def _someone_elses(self, req: GenerationRequest) -> dict | None:
-        """The newest output another request produced for this model type (a different challenge)."""
+        """The newest verified answer to another challenge of this model type: what a copier
+        can see of other miners' work (the dashboard's gallery and W&B publish verified
+        answers). Never an output its maker has not delivered yet: a copier that read the
+        shared workers' results directly could answer with them before their maker did,
+        which no copier on another host can."""
         if not self.database_url:
             return None
         from sqlalchemy import select
 
         from app.db import session_scope
-        from app.models import Generation
+        from app.models import Challenge, Response
 
-        with session_scope(self.database_url) as s:
-            row = s.execute(select(Generation.artifact_path, Generation.frames_path).where(
-                Generation.model == req.model, Generation.status == "succeeded", Generation.seed != req.seed,
-                Generation.request_id != req.request_id).order_by(Generation.id.desc()).limit(1)).first()
+        with session_scope(self.database_url, read_only=True) as s:
+            row = s.execute(select(Response.artifact_path, Response.frames_path).join(
+                Challenge, Challenge.id == Response.challenge_id).where(
+                Challenge.model == req.model, Challenge.id != req.request_id,
+                Response.verdict_rung.in_(("exact", "tolerant"))).order_by(Response.verified_at.desc()).limit(1)).first()
             return {"artifact_path": row[0], "frames_path": row[1]} if row else None
 
 

@@ -94,15 +94,27 @@ def duplicate_of(session: Session, *, pixel_sha256: str, challenge_id: str, resp
     honest answer, sent to another challenge and judged first, must not make the original
     look like the copy. Neither the order of judging nor of the response rows tells which
     came first (a copier asked in an earlier round may answer later, with a newer output):
-    the network test saw honest answers flagged both ways."""
+    the network test saw honest answers flagged both ways. Pixels that also answered or
+    reproduced a challenge asking the same thing (a client sending one job twice, a copier
+    of an answer to it) belong to this ask, and are never a duplicate."""
     this = session.get(Response, response_id)
-    for other in session.scalars(select(Response).where(Response.pixel_sha256 == pixel_sha256,
-                                                        Response.challenge_id != challenge_id)):
-        if answered_at(other) < answered_at(this):
-            return f"challenge {other.challenge_id}"
-    other = session.scalar(select(Challenge.id).where(Challenge.reproduction_sha256 == pixel_sha256,
-                                                      Challenge.id != challenge_id).limit(1))
-    return f"challenge {other}" if other else None
+    asked = same_ask_key(session.get(Challenge, challenge_id).request)
+    answers = list(session.execute(select(Response, Challenge.request).join(
+        Challenge, Challenge.id == Response.challenge_id).where(Response.pixel_sha256 == pixel_sha256,
+                                                                Response.challenge_id != challenge_id)))
+    truths = list(session.execute(select(Challenge.id, Challenge.request).where(
+        Challenge.reproduction_sha256 == pixel_sha256, Challenge.id != challenge_id)))
+    if any(same_ask_key(request) == asked for _, request in [*answers, *truths]):
+        return None  # these pixels answered or reproduced this very ask too: they are its own
+    earlier = [(other.challenge_id, r) for other, r in answers if answered_at(other) < answered_at(this)]
+    found = truths or earlier
+    return f"challenge {found[0][0]}" if found else None
+
+
+def same_ask_key(request: dict) -> dict:
+    """What a request asks for, whoever asked and however it is named: two requests with the
+    same key have the same honest pixels."""
+    return {k: v for k, v in (request or {}).items() if k not in ("request_id", "kind")}
 
 
 def answered_at(response: Response) -> datetime:

@@ -46,7 +46,9 @@ def verify(*, data: bytes, media_type: str, expected_pixels: np.ndarray, expecte
     """Judge one response against the validator's reproduction.
 
     duplicate_of: where the same pixels answered before (a replay or a copy), or a lookup
-    called with this output's pixel hash; the bytes are decoded once either way.
+    called with this output's pixel hash; the bytes are decoded once either way. Asked only
+    of an output that is not the reproduction itself: pixels equal to this ask's ground truth
+    are its honest answer, wherever else they appeared (a client asking the same job twice).
     frames: a video answer's lossless frames (media.encode_frames), what it is judged on.
     """
     mismatch = None
@@ -71,11 +73,11 @@ def verify(*, data: bytes, media_type: str, expected_pixels: np.ndarray, expecte
         return failed(f"output is {w}x{h}x{f} frames, expected {ew}x{eh}x{ef}", pixel_sha256=digest)
     if float(pixels.std()) < BLANK_STD:
         return failed("blank output (a flat field)", pixel_sha256=digest)
+    if digest == expected_sha256:  # this ask's own pixels, however the miner came by them
+        return Verdict("exact", 1.0, "pixel hash equals the reproduction's", digest)
     duplicate = duplicate_of(digest) if callable(duplicate_of) else duplicate_of
     if duplicate:
         return failed(f"the same pixels already answered {duplicate} (replayed or copied)", pixel_sha256=digest)
-    if digest == expected_sha256:
-        return Verdict("exact", 1.0, "pixel hash equals the reproduction's", digest)
     sim = similarity(pixels, expected_pixels)
     # distances (1 - similarity) read better than similarities this close to 1
     basis = f" ({threshold_basis})" if threshold_basis else ""

@@ -144,3 +144,11 @@ def test_a_replay_is_judged_by_answer_order_not_verdict_order(url):
         s.get(Challenge, "A").reproduction_sha256 = "e" * 64
     with session_scope(url, read_only=True) as s:  # the ground truth of another challenge counts at any time
         assert records.duplicate_of(s, pixel_sha256="e" * 64, challenge_id="B", response_id=ids["B"]) == "challenge A"
+    with session_scope(url) as s:  # a client sends A's job again: the same pixels are the honest answer
+        req = parse_request({"model": "RealisticVision", "prompt": "a cat", "seed": 1, "request_id": "C",
+                             "kind": "inference"})
+        records.create_challenge(s, request=req, block=11)
+        ids["C"] = records.add_response(s, challenge_id="C", miner=s.get(MinerState, "hk0")).id
+    with session_scope(url, read_only=True) as s:
+        assert records.duplicate_of(s, pixel_sha256="f" * 64, challenge_id="C", response_id=ids["C"]) is None
+        assert records.duplicate_of(s, pixel_sha256="e" * 64, challenge_id="C", response_id=ids["C"]) is None

@@ -165,6 +165,9 @@ def test_every_cheat_fails(network, cheat):
     assert counted, f"{cheat} was never judged"
     assert all(r.verdict_rung in (None, "failed") for r in counted), \
         [(r.verdict_rung, r.verdict_reason) for r in counted]
+    if cheat in ("replay", "copy"):  # caught as a duplicate, not only by its distance
+        assert any("replayed or copied" in (r.verdict_reason or "") for r in counted), \
+            [r.verdict_reason for r in counted]
     with session_scope(network["url"]) as s:
         verified = s.scalar(select(func.count()).select_from(Outcome).where(
             Outcome.hotkey == network["keys"][cheat], Outcome.verified.is_(True)))

@@ -67,7 +67,10 @@ def test_structural_failures_are_named(reference):
     assert "unreadable" in judge(reference, b"CUDA out of memory").reason
     assert "expected" in judge(reference, media.encode_png(ref.pixels[:, :128])).reason
     assert "media type" in judge(reference, ref.data, media_type="video/mp4").reason
-    assert "replayed or copied" in judge(reference, ref.data, duplicate_of="challenge c1").reason
+    near = ref.pixels.copy()
+    near[0, 0, 0, 0] ^= 1  # within any threshold, yet not the reproduction
+    assert "replayed or copied" in judge(reference, media.encode_png(near), duplicate_of="challenge c1").reason
+    assert judge(reference, ref.data, duplicate_of="challenge c1").rung == "exact"  # its own pixels, asked again
 
 
 @pytest.fixture(scope="module")
