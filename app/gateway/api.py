@@ -19,6 +19,7 @@ import json
 import logging
 import random
 import time
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -35,8 +36,8 @@ from app import __version__
 from app.backends.registry import SERVED_MODELS
 from app.db import Sessions
 from app.gateway import jobs, keys, routing
+from app.gateway.hints import RESYNC, Hints, Watch
 from app.generation import artifacts
-from app.keys import gateway_job_changed
 from app.models import ApiKey, Job
 from app.models.gateway import FINISHED
 from app.protocol.catalogue import get_spec
@@ -69,7 +70,14 @@ def sign_result(job: Job, key: ApiKey) -> str:
 
 def create_gateway_app(*, settings: Settings, sessions: Sessions,
                        redis_client: redis.Redis, tiers: TierTable, enqueue: Callable[[str], None]) -> FastAPI:
-    app = FastAPI(title="Seedgrid gateway", version=__version__,
+    hints = Hints(redis_client)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        hints.stop()
+
+    app = FastAPI(title="Seedgrid gateway", version=__version__, lifespan=lifespan,
                   description="Organic jobs on the grid. Every route but /healthz needs Authorization: Bearer <key>.")
     base_url = (settings.gateway_public_url or "").rstrip("/")
     install_error_handlers(app, "gateway", log)
@@ -168,27 +176,17 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
                             job.id, exc)
         return job, created
 
-    def subscribe(job_id: str):
-        """A pub/sub subscription to the job's hints, or None when Redis cannot give one (then: poll)."""
-        sub = redis_client.pubsub(ignore_subscribe_messages=True)
-        try:
-            sub.subscribe(gateway_job_changed(job_id))
-            return sub
-        except redis.RedisError:
-            sub.close()
-            return None
-
-    def wait_view(job_id: str, seconds: float, until, base_url: str, *, sub=None, fresh: bool = False,
-                  poll_s: float = POLL_S, wake=lambda status: True) -> dict:
+    def wait_view(job_id: str, seconds: float, until, base_url: str, *, watch: Watch | None = None,
+                  fresh: bool = False, poll_s: float = POLL_S, wake=lambda status: True) -> dict:
         """The job's view once until(job) holds or `seconds` pass (in a worker thread), read in one
-        session with that last check. Woken by the runner's pub/sub hints that wake(status) accepts,
-        with a read every poll_s as the floor when a hint is lost. `sub`: the caller's subscription;
-        `fresh`: made before the job could change (a new job's, before its hand-over), so no read
-        is needed before a hint."""
+        session with that last check. Woken by the runner's hints that wake(status) accepts (app/
+        gateway/hints.py), with a read every poll_s as the floor (every POLL_S while hints are
+        down). `watch`: the caller's; `fresh`: made before the job could change (a new job's,
+        before its hand-over) while hints flowed, so no read is needed before a hint."""
         deadline = time.monotonic() + seconds
-        own = sub is None and seconds > 0
+        own = watch is None and seconds > 0
         if own:
-            sub = subscribe(job_id)
+            watch = hints.watch(job_id)
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -197,48 +195,43 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
                         job = s.get(Job, job_id)
                         if remaining <= 0 or until(job):
                             return jobs.view(s, job, base_url=base_url)
-                next_hint(sub, min(remaining, poll_s), wake)
+                next_hint(watch, min(remaining, poll_s if hints.live else POLL_S), wake)
                 fresh = False
         finally:
-            if own and sub is not None:
-                sub.close()
+            if own:
+                watch.close()
 
-    def next_hint(sub, seconds: float, wake) -> None:
-        """Until a hint that wake(status) accepts arrives, or `seconds` pass (then the caller reads
-        the row anyway). A subscription's own confirmations are not hints."""
+    def next_hint(watch: Watch, seconds: float, wake) -> None:
+        """Until a hint that wake(status) accepts (or a resync) arrives, or `seconds` pass (then the
+        caller reads the row anyway)."""
         until = time.monotonic() + seconds
-        try:
-            while sub is not None and (left := until - time.monotonic()) > 0:
-                message = sub.get_message(timeout=left)
-                if message is not None:
-                    data = message.get("data")
-                    if wake(data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)):
-                        return
-        except redis.RedisError:
-            pass
-        time.sleep(max(0.0, until - time.monotonic()))  # no hints: a plain poll
+        while (left := until - time.monotonic()) > 0:
+            status = watch.next(left)
+            if status is not None and (status == RESYNC or wake(status)):
+                return
 
-    def finished(job_id: str, seconds: float, base_url: str, *, sub=None, fresh: bool = False) -> dict:
+    def finished(job_id: str, seconds: float, base_url: str, *, watch: Watch | None = None,
+                 fresh: bool = False) -> dict:
         """wait_view until the job has finished: attempts starting do not wake it."""
-        return wait_view(job_id, seconds, lambda j: j.status in FINISHED, base_url, sub=sub, fresh=fresh,
+        return wait_view(job_id, seconds, lambda j: j.status in FINISHED, base_url, watch=watch, fresh=fresh,
                          poll_s=WAIT_POLL_S, wake=lambda status: status != "running")
 
     def submit_and_view(token: str, raw, idempotency_key: str | None, wait: float, base_url: str) -> dict:
         """POST /v1/jobs in one worker thread: the job stored and handed over, then its view, at
-        once or when it finishes within `wait` (subscribed before the hand-over: no hint missed)."""
-        sub = None
+        once or when it finishes within `wait` (watched before the hand-over: no hint missed)."""
+        watch = None
 
         def before_hand_over(job_id: str) -> None:
-            nonlocal sub
+            nonlocal watch
             if wait:
-                sub = subscribe(job_id)
+                watch = hints.watch(job_id)
 
         try:
             job, _ = submit(token, raw, idempotency_key, before_hand_over=before_hand_over)
-            return finished(job.id, wait, base_url, sub=sub, fresh=sub is not None)
+            return finished(job.id, wait, base_url, watch=watch, fresh=watch is not None and watch.live_at_start)
         finally:
-            if sub is not None:
-                sub.close()
+            if watch is not None:
+                watch.close()
 
     async def json_body(request: Request):
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

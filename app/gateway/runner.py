@@ -23,7 +23,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.gateway import jobs, routing
-from app.models import Job, Response
+from app.models import Job
 from app.models.base import utcnow
 from app.protocol import media
 from app.protocol.catalogue import get_spec
@@ -142,16 +142,21 @@ def _next_attempt(v: Validator, s, job: Job, busy: set[str], give_up: float,
 
 def _settle(v: Validator, job_id: str, attempt: Attempt, reply: Reply, rng: random.Random) -> Run | None:
     """Record the reply and, when it is readable, deliver it, in one transaction; None when the
-    next miner should try (a failure, a 429, or media that cannot be decoded, counted against it)."""
+    next miner should try (a failure, a 429, or media that cannot be decoded, counted against it).
+    The answer is decoded before the transaction, which then holds no lock while it decodes."""
+    digest, unreadable = None, None
+    if reply.status == "answered":
+        try:
+            digest = media.pixel_sha256(answer_pixels(attempt.request, reply))
+        except (media.MediaError, ValueError, OSError) as exc:
+            unreadable = exc
     with v.sessions() as s:
         response = record_reply(v, s, attempt.response_id, reply)
         if reply.status != "answered":
             return None
         job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
-        try:
-            digest = media.pixel_sha256(answer_pixels(job.request, response, reply))
-        except (media.MediaError, ValueError, OSError) as exc:
-            response.status, response.error = "error", f"unreadable output: {exc}"[:2000]
+        if unreadable is not None:
+            response.status, response.error = "error", f"unreadable output: {unreadable}"[:2000]
             count_outcome(v, s, response, request_success=False, verified=False)
             return None
         if job.status != "running":  # cancelled while the miner worked: its work still counts as delivered
@@ -164,9 +169,10 @@ def _settle(v: Validator, job_id: str, attempt: Attempt, reply: Reply, rng: rand
     return Run("done", sampled=sampled)
 
 
-def answer_pixels(request: dict, response: Response, reply: Reply):
+def answer_pixels(request: dict, reply: Reply):
     """The pixels an answer shows: a PNG's, or a video's lossless frames (what the verifier judges)."""
     spec = get_spec(request["model"])
-    if response.media_type != spec.media_type.value:
-        raise media.MediaError(f"media type {response.media_type!r}, expected {spec.media_type.value!r}")
+    media_type = reply.fields.get("media_type")
+    if media_type != spec.media_type.value:
+        raise media.MediaError(f"media type {media_type!r}, expected {spec.media_type.value!r}")
     return media.answer_pixels(reply.data, spec.media_type, reply.frames, parse_request(request).params.num_frames)
