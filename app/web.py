@@ -12,7 +12,9 @@ import logging
 
 import redis
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.protocol.errors import InvalidRequest
 
@@ -53,8 +55,8 @@ def error_response(status: int, error: str, detail: str, field: str | None = Non
 
 
 def install_error_handlers(app: FastAPI, service: str, log: logging.Logger) -> None:
-    """Every refusal as the JSON error body: Refused, a bad field (400), Redis down (503), and a
-    bug (500 saying so, its traceback in the service's log)."""
+    """Every refusal as the JSON error body: Refused, a bad field (400), an unknown route (404) or
+    method (405), Redis down (503), and a bug (500 saying so, its traceback in the service's log)."""
 
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused):
@@ -63,6 +65,22 @@ def install_error_handlers(app: FastAPI, service: str, log: logging.Logger) -> N
     @app.exception_handler(InvalidRequest)
     async def _invalid(_request: Request, exc: InvalidRequest):
         return error_response(400, "invalid_request", exc.message, field=exc.field)
+
+    @app.exception_handler(RequestValidationError)  # FastAPI's own checks of a route's parameters
+    async def _validation(_request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+        return error_response(400, "invalid_request", f"{field}: {first.get('msg', 'invalid')}", field=field)
+
+    @app.exception_handler(StarletteHTTPException)  # an unknown path (404), a wrong method (405)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            return error_response(404, "not_found", f"no route {request.url.path[:200]!r}; see the API's /docs")
+        detail = exc.detail if isinstance(exc.detail, str) else "see the API's /docs"
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path[:200]}; see the API's /docs"
+        return error_response(exc.status_code, "method_not_allowed" if exc.status_code == 405 else "http_error",
+                              detail)
 
     @app.exception_handler(redis.RedisError)
     async def _redis_down(_request: Request, exc: redis.RedisError):

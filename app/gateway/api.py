@@ -27,10 +27,8 @@ from typing import Callable
 import redis
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
 from app.backends.registry import SERVED_MODELS
@@ -86,17 +84,6 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
     async def _conflict(_request: Request, exc: jobs.JobConflict):
         return error_response(409, "idempotency_conflict", str(exc), field="Idempotency-Key")
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-        return error_response(400, "invalid_request", f"{field}: {first.get('msg', 'invalid')}", field=field)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException):
-        detail = exc.detail if isinstance(exc.detail, str) else "see the API's /docs"
-        return error_response(exc.status_code, "not_found" if exc.status_code == 404 else "http_error", detail)
-
     def base(request: Request) -> str:
         return base_url or str(request.base_url).rstrip("/")
 
@@ -150,12 +137,10 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
                                  "seed": raw["seed"] if seed_given else random.SystemRandom().randint(0, MAX_SEED)})
         with sessions(read_only=True) as s:
             key = authenticated(s, token)
-            if idempotency_key is not None:
-                earlier = s.scalar(select(Job).where(Job.key_id == key.id, Job.idempotency_key == idempotency_key))
-                if earlier is not None:
-                    job, _ = jobs.create_job(s, key=key, request=request, idempotency_key=idempotency_key,
-                                             seed_given=seed_given)
-                    return job, False
+            earlier = jobs.earlier_job(s, key=key, request=request, idempotency_key=idempotency_key,
+                                       seed_given=seed_given)
+            if earlier is not None:
+                return earlier, False
             miners = jobs.serving_miners(s, model)
         if routing.capacity(miners, model, tiers=tiers, floor=settings.gateway_score_floor)["miners"] == 0:
             raise Refused(503, "no_capacity", f"no {model} miner can take a job now; try again shortly",

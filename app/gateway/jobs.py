@@ -20,6 +20,7 @@ from app.models import ApiKey, Challenge, Job, MinerState, Response
 from app.models.base import aware, utcnow
 from app.models.gateway import FINISHED
 from app.protocol.request import GenerationRequest
+from app.validator.records import same_ask_key
 
 ATTEMPT_FAILURES = ("error", "timeout")  # an attempt the miner failed (counted against it); `lost` is ours
 
@@ -30,16 +31,10 @@ class JobConflict(ValueError):
 
 def create_job(session: Session, *, key: ApiKey, request: GenerationRequest, idempotency_key: str | None = None,
                seed_given: bool = True) -> tuple[Job, bool]:
-    """(the job, True) for a new one; (the earlier job, False) for an Idempotency-Key seen before.
-
-    The earlier job must have been asked for the same thing (its seed too, when this call gives one).
-    """
-    if idempotency_key is not None:
-        earlier = session.scalar(select(Job).where(Job.key_id == key.id, Job.idempotency_key == idempotency_key))
-        if earlier is not None:
-            if _comparable(earlier.request, seed_given) != _comparable(request.to_dict(), seed_given):
-                raise JobConflict("this Idempotency-Key was used for another request: use a new key for a new job")
-            return earlier, False
+    """(the job, True) for a new one; (the earlier job, False) for an Idempotency-Key seen before."""
+    earlier = earlier_job(session, key=key, request=request, idempotency_key=idempotency_key, seed_given=seed_given)
+    if earlier is not None:
+        return earlier, False
     job = Job(id=request.request_id, key_id=key.id, idempotency_key=idempotency_key, model=request.model,
               request=request.to_dict(), status="queued", attempts=0, sampled=False)
     session.add(job)
@@ -47,8 +42,23 @@ def create_job(session: Session, *, key: ApiKey, request: GenerationRequest, ide
     return job, True
 
 
+def earlier_job(session: Session, *, key: ApiKey, request: GenerationRequest, idempotency_key: str | None,
+                seed_given: bool = True) -> Job | None:
+    """The key's job of this Idempotency-Key, if any. It must have been asked for the same thing
+    (its seed too, when this call gives one): JobConflict otherwise."""
+    if idempotency_key is None:
+        return None
+    earlier = session.scalar(select(Job).where(Job.key_id == key.id, Job.idempotency_key == idempotency_key))
+    if earlier is not None and _comparable(earlier.request, seed_given) != _comparable(request.to_dict(), seed_given):
+        raise JobConflict("this Idempotency-Key was used for another request: use a new key for a new job")
+    return earlier
+
+
 def _comparable(request: dict, seed_given: bool) -> dict:
-    return {k: v for k, v in request.items() if k not in ("request_id", "kind") and (seed_given or k != "seed")}
+    asked = same_ask_key(request)
+    if not seed_given:  # a seed the gateway drew differs every time
+        asked.pop("seed", None)
+    return asked
 
 
 def notify(r, job_id: str, status: str) -> None:

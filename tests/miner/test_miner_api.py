@@ -186,6 +186,15 @@ def test_healthz_and_openapi(net):
     assert "/v1/generate" in doc["paths"] and "/v1/info" in doc["paths"]
 
 
+def test_unknown_routes_and_methods_answer_the_json_error_body(net):
+    missing = httpx.get(net["url"] + "/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found", missing.text
+    assert "/v1/nothing-here" in missing.json()["detail"]
+    wrong = httpx.delete(net["url"] + "/v1/generate")
+    assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed", wrong.text
+    assert "DELETE" in wrong.json()["detail"]
+
+
 def test_info_answers_registered_callers_only(net):
     with pytest.raises(MinerError) as err:
         client(net, "stranger").info(net["url"], net["miner"])
