@@ -53,7 +53,8 @@ from app.web import (
 
 log = logging.getLogger(__name__)
 
-CLIENT_FIELDS = ("model", "prompt", "negative_prompt", "seed", "params")
+CLIENT_FIELDS = ("model", "prompt", "negative_prompt", "seed", "params", "pipeline", "init_image", "strength",
+                 "control")
 IDEMPOTENCY_MAX = 255
 POLL_S = 1.0  # an event stream reads its job at least this often (pub/sub wakes it sooner; verdicts are not hinted)
 WAIT_POLL_S = 5.0  # ?wait= and the OpenAI route read it at least this often: the floor when a hint is lost

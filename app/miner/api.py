@@ -27,6 +27,7 @@ from app.generation.limits import model_timeout, time_limits
 from app.keys import WORKER_ENVIRONMENT as ENV_KEY
 from app.miner.admission import Admission, AdmissionPolicy, MetagraphCache
 from app.miner.nonces import RedisNonceStore
+from app.protocol.conditioning import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from app.protocol.errors import CheckpointError, GenerationTimeout, InvalidRequest
 from app.protocol.request import GenerationRequest, parse_request
 from app.protocol.schemas import ErrorBody, GenerateBody, GenerateResponse, InfoResponse
@@ -120,6 +121,8 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
             max_concurrent=settings.max_concurrent_requests, min_stake=settings.min_stake,
             volume_per_validator=admission.quotas(), used_per_validator=admission.used(), version=__version__,
             environment=worker_environment(redis_client, spec.name),
+            pipelines=[p.value for p in spec.pipelines],
+            max_body_bytes=settings.max_body_bytes, max_image_bytes=MAX_IMAGE_BYTES, max_image_pixels=MAX_IMAGE_PIXELS,
         )
 
     @app.post("/v1/generate", response_model=GenerateResponse,

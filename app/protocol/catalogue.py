@@ -29,6 +29,8 @@ class Pipeline(str, Enum):
 
     TEXT_TO_IMAGE = "txt2img"
     TEXT_TO_VIDEO = "txt2vid"
+    IMAGE_TO_IMAGE = "img2img"  # an init image and a strength (issue 11)
+    CONTROLNET = "controlnet"  # text to image guided by a control image: canny, depth or normal (issue 11)
     CHAT = "chat"
 
 
@@ -92,11 +94,19 @@ class ModelSpec:
     bounds: Bounds = field(default_factory=Bounds)
     dev_checkpoint: str = ""  # folder name under <state>/checkpoints/dev
     payload: Payload = Payload.DIFFUSION
+    # Pipelines served beside `pipeline` (its default): listed once their engine is built, so a
+    # request for one no engine runs is refused at parse time, naming what the model serves.
+    extra_pipelines: tuple[Pipeline, ...] = ()
 
     @property
     def backend_key(self) -> tuple[Architecture, Pipeline]:
         """The key app/backends/registry.py serves this model type by."""
         return self.architecture, self.pipeline
+
+    @property
+    def pipelines(self) -> tuple[Pipeline, ...]:
+        """Every pipeline a request may ask of this model type, its default first."""
+        return (self.pipeline, *self.extra_pipelines)
 
     @property
     def is_video(self) -> bool:

@@ -17,6 +17,7 @@ from app.protocol.catalogue import (
     SCHEDULERS,
     ModelSpec,
     Payload,
+    Pipeline,
     get_spec,
     request_cost,
 )
@@ -24,9 +25,13 @@ from app.protocol.errors import InvalidRequest
 
 MAX_SEED = 2**32 - 1  # a uint32 seed is portable across every generator implementation
 
-_TOP_FIELDS = {"request_id", "kind", "model", "prompt", "negative_prompt", "seed", "params"}
+_TOP_FIELDS = {"request_id", "kind", "model", "prompt", "negative_prompt", "seed", "params",
+               "pipeline", "init_image", "strength", "control"}
 _PARAM_FIELDS = {"steps", "guidance", "width", "height", "num_frames", "fps", "scheduler"}
+_CONTROL_FIELDS = {"type", "image", "conditioning_scale", "guidance_start", "guidance_end"}
 KINDS = ("challenge", "inference")
+DEFAULT_STRENGTH = 0.75  # img2img: how much of the init image is noised away (0 keeps it, 1 replaces it)
+MAX_CONDITIONING_SCALE = 2.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,17 @@ class GenerationParams:
 
 
 @dataclass(frozen=True)
+class Control:
+    """A ControlNet's conditioning: its type, the image (base64, as sent) and how strongly and when it guides."""
+
+    type: str  # canny (the engine makes the edge map), depth or normal (the image is the map)
+    image: str
+    conditioning_scale: float = 1.0
+    guidance_start: float = 0.0
+    guidance_end: float = 1.0
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     request_id: str
     kind: str
@@ -53,11 +69,22 @@ class GenerationRequest:
     negative_prompt: str
     seed: int
     params: GenerationParams
+    pipeline: str = ""  # parse_request fills in the model type's default (txt2img, txt2vid)
+    init_image: str | None = None  # img2img: base64 PNG, JPEG or WebP, as sent
+    strength: float | None = None  # img2img
+    control: Control | None = None  # controlnet
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form; parse_request(r.to_dict()) == r."""
+        """The JSON form; parse_request(r.to_dict()) == r. A request of the model type's default
+        pipeline has no conditioning fields and no `pipeline`: the same bytes as before
+        pipelines existed, so miners of an earlier release still read it."""
         data = asdict(self)
         data["params"] = {k: v for k, v in data["params"].items() if v is not None}
+        for name in ("init_image", "strength", "control"):
+            if data[name] is None:
+                del data[name]
+        if not self.pipeline or self.pipeline == CATALOGUE[self.model].pipeline.value:
+            del data["pipeline"]
         return data
 
 
@@ -166,6 +193,8 @@ def parse_request(raw: Any) -> GenerationRequest:
     if not isinstance(request_id, str) or not 1 <= len(request_id) <= 128 or not request_id.isprintable():
         raise InvalidRequest("request_id", "must be a printable string of 1 to 128 characters")
     b = spec.bounds
+    pipeline = parse_pipeline(raw.get("pipeline"), spec)
+    params = parse_params(raw.get("params"), spec)
     return GenerationRequest(
         request_id=request_id,
         kind=kind,
@@ -173,5 +202,68 @@ def parse_request(raw: Any) -> GenerationRequest:
         prompt=_text(raw["prompt"], "prompt", b.max_prompt_chars, required=True),
         negative_prompt=_text(raw.get("negative_prompt") or "", "negative_prompt", b.max_prompt_chars, required=False),
         seed=_int(raw["seed"], "seed", 0, MAX_SEED),
-        params=parse_params(raw.get("params"), spec),
+        params=params,
+        pipeline=pipeline,
+        **parse_conditioning(raw, pipeline, params),
     )
+
+
+def parse_pipeline(raw: Any, spec: ModelSpec) -> str:
+    """The request's pipeline: the model type's default when not given, else one it serves."""
+    served = [p.value for p in spec.pipelines]
+    if raw is None:
+        return served[0]
+    if not isinstance(raw, str) or raw not in served:
+        shown = raw if isinstance(raw, str) else type(raw).__name__
+        raise InvalidRequest("pipeline", f"{spec.name} serves {', '.join(served)}; got {str(shown)[:40]!r}")
+    return raw
+
+
+def parse_conditioning(raw: Mapping[str, Any], pipeline: str, params: GenerationParams) -> dict[str, Any]:
+    """init_image and strength (img2img) or control (controlnet), each checked, images decoded
+    once to be sure they can be (app/protocol/conditioning.py); a field of another pipeline is refused."""
+    from app.protocol import conditioning
+
+    for name, owner in (("init_image", Pipeline.IMAGE_TO_IMAGE), ("strength", Pipeline.IMAGE_TO_IMAGE),
+                        ("control", Pipeline.CONTROLNET)):
+        if raw.get(name) is not None and pipeline != owner.value:
+            raise InvalidRequest(name, f"applies to the {owner.value} pipeline only; this request's is {pipeline}")
+    if pipeline == Pipeline.IMAGE_TO_IMAGE.value:
+        if raw.get("init_image") is None:
+            raise InvalidRequest("init_image", "is required for img2img: the image to start from, base64 PNG, JPEG "
+                                               "or WebP")
+        conditioning.check_image(raw["init_image"], "init_image")
+        strength = _number(raw.get("strength", DEFAULT_STRENGTH), "strength", 0.0, 1.0)
+        if int(params.steps * strength) < 1:
+            raise InvalidRequest("strength", f"{strength:g} of {params.steps} steps runs no denoising step; "
+                                             f"at least {1 / params.steps:.3g} at {params.steps} steps")
+        return {"init_image": raw["init_image"], "strength": strength}
+    if pipeline == Pipeline.CONTROLNET.value:
+        return {"control": parse_control(raw.get("control"))}
+    return {}
+
+
+def parse_control(raw: Any) -> Control:
+    from app.protocol import conditioning
+
+    if raw is None:
+        raise InvalidRequest("control", "is required for controlnet: {type, image[, conditioning_scale, "
+                                        "guidance_start, guidance_end]}")
+    if not isinstance(raw, Mapping):
+        raise InvalidRequest("control", f"must be an object, got {type(raw).__name__}")
+    _unknown(raw, _CONTROL_FIELDS, "control.")
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in conditioning.CONTROL_TYPES:
+        raise InvalidRequest("control.type", f"must be one of {', '.join(conditioning.CONTROL_TYPES)} (for depth "
+                                             f"and normal, the image is the map itself: no estimator runs here)")
+    if raw.get("image") is None:
+        raise InvalidRequest("control.image", "is required: base64 PNG, JPEG or WebP")
+    conditioning.check_image(raw["image"], "control.image")
+    start = _number(raw.get("guidance_start", 0.0), "control.guidance_start", 0.0, 1.0)
+    end = _number(raw.get("guidance_end", 1.0), "control.guidance_end", 0.0, 1.0)
+    if start >= end:
+        raise InvalidRequest("control.guidance_end", f"must be above guidance_start ({start:g}), got {end:g}")
+    return Control(type=kind, image=raw["image"],
+                   conditioning_scale=_number(raw.get("conditioning_scale", 1.0), "control.conditioning_scale", 0.0,
+                                              MAX_CONDITIONING_SCALE),
+                   guidance_start=start, guidance_end=end)

@@ -9,11 +9,21 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from app.protocol.catalogue import SCHEDULERS, Bounds
-from app.protocol.request import MAX_SEED
+from app.protocol.conditioning import (
+    CANNY_HIGH,
+    CANNY_LOW,
+    CONTROL_TYPES,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+)
+from app.protocol.request import DEFAULT_STRENGTH, MAX_CONDITIONING_SCALE, MAX_SEED
 
 # The widest bounds any model type accepts; each type's own are in the catalogue, and
 # parse_request enforces them. Derived, never restated.
 _B = Bounds()
+_IMAGE = (f"base64 of PNG, JPEG or WebP bytes, at most {MAX_IMAGE_BYTES // (1024 * 1024)} MiB and "
+          f"{MAX_IMAGE_PIXELS:,} pixels; EXIF orientation applied, alpha over white, scaled to cover the "
+          f"request's size and cropped about the centre")
 
 
 class GenerateParams(BaseModel):
@@ -26,6 +36,16 @@ class GenerateParams(BaseModel):
     scheduler: str | None = Field(None, description=f"one of {', '.join(SCHEDULERS)}")
 
 
+class ControlBody(BaseModel):
+    type: str = Field(..., description=f"one of {', '.join(CONTROL_TYPES)}: canny (the edge map is made from the "
+                                       f"image, OpenCV Canny {CANNY_LOW}/{CANNY_HIGH}); depth and normal (the image "
+                                       f"is the map itself: no estimator runs)")
+    image: str = Field(..., description=_IMAGE)
+    conditioning_scale: float | None = Field(None, ge=0, le=MAX_CONDITIONING_SCALE)
+    guidance_start: float | None = Field(None, ge=0, le=1)
+    guidance_end: float | None = Field(None, ge=0, le=1, description="above guidance_start")
+
+
 class GenerateBody(BaseModel):
     request_id: str | None = None
     model: str
@@ -33,6 +53,11 @@ class GenerateBody(BaseModel):
     negative_prompt: str | None = Field(None, max_length=_B.max_prompt_chars)
     seed: int = Field(..., ge=0, le=MAX_SEED)
     params: GenerateParams = Field(default_factory=GenerateParams)
+    pipeline: str | None = Field(None, description="the model type's default when not given (txt2img, txt2vid); "
+                                                   "/v1/info lists what it serves")
+    init_image: str | None = Field(None, description="img2img only: " + _IMAGE)
+    strength: float | None = Field(None, ge=0, le=1, description=f"img2img only; default {DEFAULT_STRENGTH}")
+    control: ControlBody | None = Field(None, description="controlnet only")
 
 
 class Timings(BaseModel):
@@ -64,6 +89,10 @@ class InfoResponse(BaseModel):
     used_per_validator: dict[str, int]
     version: str
     environment: dict | None
+    pipelines: list[str] = Field(..., description="what a request's `pipeline` may be, the default first")
+    max_body_bytes: int = Field(..., description="the largest request body taken")
+    max_image_bytes: int = Field(..., description="an init or control image's largest encoded size")
+    max_image_pixels: int = Field(..., description="an init or control image's largest decoded size")
 
 
 class ErrorBody(BaseModel):

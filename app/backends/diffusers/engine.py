@@ -95,6 +95,9 @@ class Engine:
 
         if request.model != self.spec.name:
             raise InvalidRequest("model", f"this engine serves {self.spec.name}, not {request.model}")
+        if request.pipeline not in ("", self.spec.pipeline.value):
+            raise InvalidRequest("pipeline", f"this engine runs {self.spec.name}'s {self.spec.pipeline.value} "
+                                             f"pipeline, not {request.pipeline}")
         self.check_prompt(request)
         self.pipeline.scheduler = scheduler_for(request.params.scheduler, self._base_scheduler_config)
         t0 = time.perf_counter()
