@@ -18,10 +18,16 @@ from app.backends.base import GenerationOutput
 from app.backends.diffusers.determinism import Runtime, fingerprint
 from app.backends.diffusers.loading import load_pipeline
 from app.backends.diffusers.schedulers import scheduler_for
-from app.protocol import media
-from app.protocol.catalogue import ModelSpec
+from app.protocol import conditioning, media
+from app.protocol.catalogue import Architecture, ModelSpec, Pipeline
 from app.protocol.errors import GenerationTimeout, InvalidRequest
 from app.protocol.request import GenerationRequest
+
+# Pipelines made from a loaded text-to-image one (`from_pipe`), by architecture (issue 11).
+DERIVED_PIPELINES = {
+    Pipeline.IMAGE_TO_IMAGE.value: {Architecture.SD15: "StableDiffusionImg2ImgPipeline",
+                                    Architecture.SDXL: "StableDiffusionXLImg2ImgPipeline"},
+}
 
 
 class Engine:
@@ -33,6 +39,7 @@ class Engine:
         self.environment = fingerprint(runtime)
         self.load_seconds = 0.0
         self._base_scheduler_config = dict(pipeline.scheduler.config)
+        self._pipes = {spec.pipeline.value: pipeline}  # others made from it on first use, sharing its modules
 
     @classmethod
     def load(cls, spec: ModelSpec, checkpoint: Path, runtime: Runtime, config: Path | None = None) -> "Engine":
@@ -69,7 +76,27 @@ class Engine:
         }
         if self.spec.is_video:
             args["num_frames"] = p.num_frames
+        if request.pipeline == Pipeline.IMAGE_TO_IMAGE.value:  # the size is the init image's, fitted to the request's
+            from PIL import Image
+
+            del args["width"], args["height"]
+            args["image"] = Image.fromarray(conditioning.load_image(request.init_image, "init_image", p.width, p.height))
+            args["strength"] = request.strength
         return args
+
+    def pipe_for(self, request: GenerationRequest):
+        """The diffusers pipeline of the request's pipeline: the loaded one, or one made from it with
+        `from_pipe` (the same UNet, VAE and text encoders, no second copy of the weights)."""
+        name = request.pipeline or self.spec.pipeline.value
+        if name not in self._pipes:
+            classes = DERIVED_PIPELINES.get(name, {})
+            if self.spec.architecture not in classes:
+                raise InvalidRequest("pipeline", f"{self.spec.name} has no {name} pipeline")
+            import diffusers
+
+            self._pipes[name] = getattr(diffusers, classes[self.spec.architecture]).from_pipe(self.pipeline)
+            self._pipes[name].set_progress_bar_config(disable=True)
+        return self._pipes[name]
 
     def _deadline_callbacks(self, deadline: float | None, steps: int) -> dict[str, object]:
         """Pipeline arguments that stop the run between steps once `deadline` (monotonic) passes."""
@@ -95,14 +122,12 @@ class Engine:
 
         if request.model != self.spec.name:
             raise InvalidRequest("model", f"this engine serves {self.spec.name}, not {request.model}")
-        if request.pipeline not in ("", self.spec.pipeline.value):
-            raise InvalidRequest("pipeline", f"this engine runs {self.spec.name}'s {self.spec.pipeline.value} "
-                                             f"pipeline, not {request.pipeline}")
         self.check_prompt(request)
-        self.pipeline.scheduler = scheduler_for(request.params.scheduler, self._base_scheduler_config)
+        pipe = self.pipe_for(request)
+        pipe.scheduler = scheduler_for(request.params.scheduler, self._base_scheduler_config)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = self.pipeline(**self._pipeline_args(request), **self._deadline_callbacks(deadline, request.params.steps))
+            out = pipe(**self._pipeline_args(request), **self._deadline_callbacks(deadline, request.params.steps))
         if self.runtime.device.startswith("cuda"):
             torch.cuda.synchronize()
         frames = media.to_uint8(out.frames[0] if self.spec.is_video else out.images)
