@@ -17,7 +17,7 @@ from pydantic import field_validator, model_validator
 
 from app.backends.registry import SERVED_MODELS
 from app.generation.limits import longest_hard_limit
-from app.protocol.catalogue import CATALOGUE, get_spec
+from app.protocol.catalogue import checkpoint_keys, get_spec
 from app.protocol.errors import InvalidRequest
 from app.protocol.request import parse_params
 from app.scoring.tiers import TierTable
@@ -77,9 +77,11 @@ class Settings(_Fields):
     @field_validator("model_paths", "model_configs")
     @classmethod
     def _known_models(cls, value: dict[str, Path], info) -> dict[str, Path]:
+        known = checkpoint_keys()
         for name in value:
-            if name not in CATALOGUE:
-                raise ValueError(f"unknown model type {name!r} in {info.field_name}; known: {', '.join(CATALOGUE)}")
+            if name not in known:
+                raise ValueError(f"unknown model type or ControlNet {name!r} in {info.field_name}; known: "
+                                 f"{', '.join(known)}")
         return value
 
     @model_validator(mode="after")

@@ -61,12 +61,19 @@ def _configure_environment() -> None:
         else:  # a fresh machine: the embedded server, as a user without Redis would get
             os.environ["SEEDGRID_EMBEDDED_REDIS_PORT"] = str(free_port())
     from app.backends.registry import SERVED_MODELS, backend_for
-    from app.protocol.catalogue import CATALOGUE
+    from app.protocol.catalogue import CATALOGUE, controlnet_key
 
-    for name in SERVED_MODELS:  # a no-op when `make test` has built them
+    paths = {}
+    for name in SERVED_MODELS:  # a no-op when `make test` has built them (the same folders as build-dev's)
         spec = CATALOGUE[name]
-        backend_for(spec).build_dev_checkpoint(spec, DEV_CHECKPOINTS / name)
-    os.environ["SEEDGRID_MODEL_PATHS"] = json.dumps({n: str(DEV_CHECKPOINTS / n) for n in SERVED_MODELS})
+        backend = backend_for(spec)
+        backend.build_dev_checkpoint(spec, DEV_CHECKPOINTS / name)
+        paths[name] = str(DEV_CHECKPOINTS / name)
+        for t in spec.control_types:
+            folder = DEV_CHECKPOINTS / "controlnet" / f"{spec.dev_checkpoint}-{t}"
+            backend.build_dev_controlnet(spec, t, DEV_CHECKPOINTS / name, folder)
+            paths[controlnet_key(name, t)] = str(folder)
+    os.environ["SEEDGRID_MODEL_PATHS"] = json.dumps(paths)
 
 
 _configure_environment()

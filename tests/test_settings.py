@@ -24,6 +24,12 @@ def test_unknown_model_in_paths_is_named(monkeypatch):
     with pytest.raises(ValidationError) as err:
         Settings()
     assert "Nope" in str(err.value) and "model_paths" in str(err.value)
+    monkeypatch.setenv("SEEDGRID_MODEL_PATHS", '{"RealisticVision/controlnet-pose": "/x"}')
+    with pytest.raises(ValidationError) as err:
+        Settings()
+    assert "controlnet-pose" in str(err.value) and "RealisticVision/controlnet-canny" in str(err.value)
+    monkeypatch.setenv("SEEDGRID_MODEL_PATHS", '{"DreamShaper/controlnet-depth": "/x"}')
+    assert str(Settings().model_paths["DreamShaper/controlnet-depth"]) == "/x"
 
 
 def test_embedded_defaults(monkeypatch, tmp_path):

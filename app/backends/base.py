@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Mapping, Protocol
 
 import numpy as np
 
@@ -54,8 +54,14 @@ class Backend(Protocol):
     name: str
     keys: frozenset[tuple[Architecture, Pipeline]]
 
-    def load(self, spec: ModelSpec, checkpoint: Path, placement: Placement, *, config: Path | None = None) -> Engine:
-        """Load the model type's checkpoint (a folder, or a single file with `config`)."""
+    def load(self, spec: ModelSpec, checkpoint: Path, placement: Placement, *, config: Path | None = None,
+             controlnets: Mapping[str, tuple[Path, Path | None]] | None = None) -> Engine:
+        """Load the model type's checkpoint (a folder, or a single file with `config`); `controlnets`:
+        where each control type's ControlNet is (and its config folder), loaded on first use."""
 
     def build_dev_checkpoint(self, spec: ModelSpec, folder: Path, *, force: bool = False, random: bool = False) -> bool:
         """Write a tiny checkpoint of the real architecture; False when a complete one is there."""
+
+    def build_dev_controlnet(self, spec: ModelSpec, control_type: str, base: Path, folder: Path, *,
+                             force: bool = False) -> bool:
+        """Write the dev ControlNet of `control_type` made from the dev checkpoint at `base`; False when there."""

@@ -13,7 +13,7 @@ from typing import Mapping
 
 from app.backends.base import Backend, Engine, Placement
 from app.backends.diffusers import BACKEND as DIFFUSERS
-from app.protocol.catalogue import CATALOGUE, ModelSpec, get_spec
+from app.protocol.catalogue import CATALOGUE, ModelSpec, controlnet_key, get_spec
 from app.protocol.errors import InvalidRequest
 from app.settings import Settings
 
@@ -51,15 +51,33 @@ def dev_checkpoint_path(settings: Settings, model: str) -> Path:
     return settings.dev_checkpoints_dir / get_spec(model).dev_checkpoint
 
 
+def dev_controlnet_path(settings: Settings, model: str, control_type: str) -> Path:
+    return settings.dev_checkpoints_dir / "controlnet" / f"{get_spec(model).dev_checkpoint}-{control_type}"
+
+
+def controlnet_paths(settings: Settings, model: str) -> dict[str, tuple[Path, Path | None]]:
+    """Each ControlNet of the model type: (its SEEDGRID_MODEL_PATHS entry, else its dev one; its config folder)."""
+    spec = get_spec(model)
+    return {t: (settings.model_paths.get(controlnet_key(spec.name, t)) or dev_controlnet_path(settings, model, t),
+                settings.model_configs.get(controlnet_key(spec.name, t)))
+            for t in spec.control_types}
+
+
 def load_engine(settings: Settings, model: str) -> Engine:
     spec = served_spec(model)
     placement = Placement(device=settings.device, dtype=settings.dtype, threads=settings.threads)
     return backend_for(spec).load(spec, checkpoint_path(settings, model), placement,
-                                  config=settings.model_configs.get(model))
+                                  config=settings.model_configs.get(model),
+                                  controlnets=controlnet_paths(settings, model))
 
 
 def build_dev_checkpoint(settings: Settings, model: str, *, force: bool = False, random: bool = False) -> bool:
-    """Build `model`'s dev checkpoint: the shipped trained weights, or seeded random ones with `random`."""
+    """Build `model`'s dev checkpoint (the shipped trained weights, or seeded random ones with
+    `random`) and its dev ControlNets; True when anything was built."""
     spec = served_spec(model)
-    return backend_for(spec).build_dev_checkpoint(spec, dev_checkpoint_path(settings, model), force=force,
-                                                  random=random)
+    backend = backend_for(spec)
+    built = backend.build_dev_checkpoint(spec, dev_checkpoint_path(settings, model), force=force, random=random)
+    for t in spec.control_types:
+        built |= backend.build_dev_controlnet(spec, t, dev_checkpoint_path(settings, model),
+                                              dev_controlnet_path(settings, model, t), force=force or built)
+    return built

@@ -127,6 +127,7 @@ def models_build_dev(names: tuple[str, ...], force: bool, random_: bool) -> None
         SERVED_MODELS,
         build_dev_checkpoint,
         dev_checkpoint_path,
+        dev_controlnet_path,
         served_spec,
     )
 
@@ -136,8 +137,12 @@ def models_build_dev(names: tuple[str, ...], force: bool, random_: bool) -> None
             built = build_dev_checkpoint(settings, name, force=force, random=random_)
         except InvalidRequest as exc:
             raise click.ClickException(str(exc)) from None
-        kind = weights_kind(served_spec(name), random_).split(":")[0]
+        spec = served_spec(name)
+        kind = weights_kind(spec, random_).split(":")[0]
         click.echo(f"{name:16} {'built' if built else 'up to date':10} {kind:8} {dev_checkpoint_path(settings, name)}")
+        if spec.control_types:
+            click.echo(f"{'':16} {'':10} {'':8} + ControlNets {', '.join(spec.control_types)} in "
+                       f"{dev_controlnet_path(settings, name, spec.control_types[0]).parent}")
 
 
 @models.command("train-dev")

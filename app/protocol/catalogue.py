@@ -97,6 +97,8 @@ class ModelSpec:
     # Pipelines served beside `pipeline` (its default): listed once their engine is built, so a
     # request for one no engine runs is refused at parse time, naming what the model serves.
     extra_pipelines: tuple[Pipeline, ...] = ()
+    # ControlNets the model type has (their checkpoints: `controlnet_key` in SEEDGRID_MODEL_PATHS, or dev ones)
+    control_types: tuple[str, ...] = ()
 
     @property
     def backend_key(self) -> tuple[Architecture, Pipeline]:
@@ -167,15 +169,16 @@ def request_cost(steps: int, width: int, height: int, frames: int | None = None)
 _SD15_BOUNDS = Bounds(min_size=256, max_size=1024)
 _SDXL_BOUNDS = Bounds(min_size=512, max_size=1536)
 _VIDEO_BOUNDS = Bounds(min_size=64, max_size=512)
+_SD15_CONTROLS = ("canny", "depth", "normal")
 
 CATALOGUE: Mapping[str, ModelSpec] = MappingProxyType(
     {
         spec.name: spec
         for spec in (
             ModelSpec("RealisticVision", Architecture.SD15, 0.22, 12, MediaType.PNG, Pipeline.TEXT_TO_IMAGE, 30, 512, 512, 7.0, "dpmpp_2m",
-                      bounds=_SD15_BOUNDS, dev_checkpoint="RealisticVision"),
+                      bounds=_SD15_BOUNDS, dev_checkpoint="RealisticVision", control_types=_SD15_CONTROLS),
             ModelSpec("DreamShaper", Architecture.SD15, 0.06, 12, MediaType.PNG, Pipeline.TEXT_TO_IMAGE, 30, 512, 768, 7.0, "dpmpp_2m_karras",
-                      bounds=_SD15_BOUNDS, dev_checkpoint="DreamShaper"),
+                      bounds=_SD15_BOUNDS, dev_checkpoint="DreamShaper", control_types=_SD15_CONTROLS),
             ModelSpec("AnimeV3", Architecture.SDXL, 0.30, 12, MediaType.PNG, Pipeline.TEXT_TO_IMAGE, 25, 1024, 1024, 7.0, "dpmpp_2m_karras",
                       bounds=_SDXL_BOUNDS, dev_checkpoint="AnimeV3"),
             # Turbo-like SDXL: few steps, an ancestral sampler with trailing timesteps.
@@ -197,3 +200,14 @@ def get_spec(name: str) -> ModelSpec:
         return CATALOGUE[name]
     except KeyError:
         raise InvalidRequest("model", f"unknown model type {name!r}; known model types: {', '.join(CATALOGUE)}") from None
+
+
+def controlnet_key(model: str, control_type: str) -> str:
+    """The SEEDGRID_MODEL_PATHS (and _CONFIGS) entry of a model type's ControlNet: "RealisticVision/controlnet-canny"."""
+    return f"{model}/controlnet-{control_type}"
+
+
+def checkpoint_keys() -> tuple[str, ...]:
+    """Every entry SEEDGRID_MODEL_PATHS may have: each model type, and each of its ControlNets."""
+    return tuple(k for name, spec in CATALOGUE.items()
+                 for k in (name, *(controlnet_key(name, t) for t in spec.control_types)))

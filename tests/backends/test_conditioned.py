@@ -1,5 +1,5 @@
-"""Image-conditioned generation in the engine (issue 11): img2img for SD1.5 and SDXL, made from the loaded
-text-to-image pipeline. The catalogue lists these pipelines once their verification is calibrated, so the
+"""Image-conditioned generation in the engine (issue 11): img2img for SD1.5 and SDXL, and ControlNet (canny,
+depth, normal) for SD1.5, made from the loaded text-to-image pipeline. The catalogue lists these pipelines once their verification is calibrated, so the
 requests here are the parsed text-to-image ones with their pipeline fields set."""
 
 import base64
@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from app.generation.service import get_engine
-from app.protocol.request import parse_request
+from app.protocol import conditioning
+from app.protocol.request import Control, parse_request
 
 from ..conftest import ROOT
 from ..helpers.small_requests import small_request
@@ -22,25 +23,37 @@ from ..helpers.small_requests import small_request
 IMG2IMG_MODELS = ["RealisticVision", "AnimeV3"]  # one SD1.5 and one SDXL type
 
 
-def img2img(model: str, seed: int = 7, strength: float = 0.6, picture_seed: int = 3):
-    """A small img2img request whose init image is another seed's text-to-image output."""
+def picture(model: str, seed: int) -> str:
+    """Another seed's text-to-image output, as a request carries an image (base64 PNG)."""
     from app.config import get_settings
 
-    base = parse_request(small_request(model, seed=picture_seed))
-    pixels = get_engine(model, get_settings()).generate(base).pixels[0]
+    pixels = get_engine(model, get_settings()).generate(parse_request(small_request(model, seed=seed))).pixels[0]
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def img2img(model: str, seed: int = 7, strength: float = 0.6, picture_seed: int = 3):
+    """A small img2img request whose init image is another seed's text-to-image output."""
     return dataclasses.replace(parse_request(small_request(model, seed=seed)), pipeline="img2img",
-                               init_image=base64.b64encode(buf.getvalue()).decode(), strength=strength)
+                               init_image=picture(model, picture_seed), strength=strength)
+
+
+def controlnet(model: str, control_type: str, seed: int = 7, picture_seed: int = 3, **control):
+    return dataclasses.replace(parse_request(small_request(model, seed=seed)), pipeline="controlnet",
+                               control=Control(type=control_type, image=picture(model, picture_seed), **control))
 
 
 REPRODUCE = """
 import base64, dataclasses, json, sys
 from app.config import get_settings
 from app.generation.service import get_engine
-from app.protocol.request import parse_request
+from app.protocol.request import Control, parse_request
 raw = json.loads(sys.stdin.read())
-req = dataclasses.replace(parse_request(raw["request"]), **raw["conditioning"])
+conditioned = raw["conditioning"]
+if conditioned["control"]:
+    conditioned["control"] = Control(**conditioned["control"])
+req = dataclasses.replace(parse_request(raw["request"]), **conditioned)
 print(get_engine(req.model, get_settings()).generate(req).pixel_sha256)
 """
 
@@ -57,12 +70,36 @@ def test_img2img_is_deterministic_conditioned_and_reproduced_in_another_process(
                         "init image": img2img(model, picture_seed=4)}.items():
         assert engine.generate(other).pixel_sha256 != out.pixel_sha256, f"changing the {what} must change the hash"
     assert text_only.pixel_sha256 != out.pixel_sha256, "the init image must matter"
-    payload = {"request": {**req.to_dict(), "pipeline": None, "init_image": None, "strength": None},
-               "conditioning": {"pipeline": "img2img", "init_image": req.init_image, "strength": req.strength}}
+    assert reproduced_elsewhere(req) == out.pixel_sha256
+
+
+def reproduced_elsewhere(req) -> str:
+    """The request's pixel hash from a separate process (its own import, its own torch)."""
+    conditioned = {"pipeline": req.pipeline, "init_image": req.init_image, "strength": req.strength,
+                   "control": dataclasses.asdict(req.control) if req.control else None}
+    payload = {"request": {k: v for k, v in req.to_dict().items() if k not in conditioned}, "conditioning": conditioned}
     proc = subprocess.run([sys.executable, "-c", REPRODUCE], input=json.dumps(payload), capture_output=True,
                           text=True, cwd=ROOT, env=dict(os.environ), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == out.pixel_sha256
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_controlnet_of_every_type_is_deterministic_conditioned_and_reproduced_in_another_process(settings):
+    engine = get_engine("RealisticVision", settings)
+    text_only = engine.generate(parse_request(small_request("RealisticVision", seed=7)))
+    hashes = {}
+    for control_type in conditioning.CONTROL_TYPES:
+        req = controlnet("RealisticVision", control_type)
+        out = engine.generate(req)
+        assert out.pixels.std() > 1 and engine.generate(req).pixel_sha256 == out.pixel_sha256
+        hashes[control_type] = out.pixel_sha256
+        for what, other in {"image": controlnet("RealisticVision", control_type, picture_seed=4),
+                            "scale": controlnet("RealisticVision", control_type, conditioning_scale=0.5)}.items():
+            assert engine.generate(other).pixel_sha256 != out.pixel_sha256, f"{control_type}: the {what} must matter"
+    assert text_only.pixel_sha256 not in hashes.values(), "the control must matter"
+    assert len(set(hashes.values())) == 3, "each control type has its own ControlNet (and canny its own map)"
+    req = controlnet("RealisticVision", "canny", guidance_end=0.5)
+    assert reproduced_elsewhere(req) == engine.generate(req).pixel_sha256
 
 
 def test_img2img_shares_the_loaded_weights(settings):
@@ -76,3 +113,5 @@ def test_img2img_shares_the_loaded_weights(settings):
                 for module in (pipe.unet, pipe.vae, pipe.text_encoder) for p in module.parameters()}
     assert len(pointers) == sum(1 for m in (engine.pipeline.unet, engine.pipeline.vae, engine.pipeline.text_encoder)
                                 for _ in m.parameters())
+    with_control = engine.pipe_for(controlnet("RealisticVision", "canny"))
+    assert with_control.unet is engine.pipeline.unet and with_control.controlnet is not None

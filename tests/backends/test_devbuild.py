@@ -6,6 +6,7 @@ from app.backends.diffusers import devtrain
 from app.backends.diffusers.devbuild import (
     MANIFEST,
     build_dev_checkpoint,
+    build_dev_controlnet,
     is_built,
     train_dev_weights,
     weights_kind,
@@ -23,6 +24,23 @@ def test_build_is_reproducible_and_idempotent(tmp_path):
     assert files_a == json.loads((b / MANIFEST).read_text())["files"], "same seed, same bytes"
     assert build_dev_checkpoint(spec, a) is False, "a complete checkpoint is left alone"
     assert {"model_index.json", "unet/diffusion_pytorch_model.safetensors", "tokenizer/tokenizer.json"} <= set(files_a)
+
+
+def test_dev_controlnets_are_seeded_per_type_idempotent_and_follow_their_base(tmp_path):
+    spec = CATALOGUE["RealisticVision"]
+    base = tmp_path / "rv"
+    build_dev_checkpoint(spec, base)
+    a, b, depth = tmp_path / "canny-a", tmp_path / "canny-b", tmp_path / "depth"
+    assert build_dev_controlnet(spec, "canny", base, a) is True and build_dev_controlnet(spec, "canny", base, b) is True
+    assert build_dev_controlnet(spec, "depth", base, depth) is True
+    files = {f: json.loads((f / MANIFEST).read_text())["files"] for f in (a, b, depth)}
+    assert files[a] == files[b], "same seed, same bytes"
+    assert files[a] != files[depth], "each control type its own weights"
+    assert build_dev_controlnet(spec, "canny", base, a) is False, "a complete one is left alone"
+    (a / "diffusion_pytorch_model.safetensors").write_bytes(b"damaged")
+    assert build_dev_controlnet(spec, "canny", base, a) is True, "a damaged one is rebuilt"
+    manifest = json.loads((a / MANIFEST).read_text())
+    assert manifest["base"] == json.loads((base / MANIFEST).read_text())["weights"] and manifest["control"] == "canny"
 
 
 def test_damaged_checkpoint_is_rebuilt(tmp_path):

@@ -5,7 +5,8 @@ import torch
 
 from app.backends.diffusers.determinism import Runtime
 from app.backends.diffusers.engine import Engine
-from app.backends.diffusers.singlefile import export_sd15
+from app.backends.diffusers.loading import load_controlnet
+from app.backends.diffusers.singlefile import export_controlnet, export_sd15
 from app.protocol.catalogue import CATALOGUE
 from app.protocol.errors import CheckpointError
 from app.protocol.request import parse_request
@@ -40,3 +41,14 @@ def test_video_type_refuses_a_single_file(single_file):
     with pytest.raises(CheckpointError) as err:
         Engine.load(CATALOGUE["TextToVideo"], single_file, Runtime("cpu", "float32", 1), config=DEV_CHECKPOINTS / "TextToVideo")
     assert "diffusers folder" in str(err.value)
+
+
+def test_a_controlnet_single_file_loads_the_same_weights(tmp_path):
+    folder = DEV_CHECKPOINTS / "controlnet" / "RealisticVision-canny"
+    single = export_controlnet(folder, tmp_path / "canny.safetensors")
+    a = load_controlnet(folder, device="cpu", dtype="float32").state_dict()
+    b = load_controlnet(single, device="cpu", dtype="float32", config=folder).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(CheckpointError) as err:
+        load_controlnet(single, device="cpu", dtype="float32")
+    assert "SEEDGRID_MODEL_CONFIGS" in str(err.value)

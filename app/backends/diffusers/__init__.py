@@ -7,6 +7,7 @@ Imports nothing heavy at module level: torch and diffusers load inside `load` an
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 from app.backends.base import Placement
 from app.protocol.catalogue import Architecture, ModelSpec, Pipeline
@@ -33,10 +34,11 @@ class DiffusersBackend:
             self._runtime = configure(placement.device, placement.dtype, placement.threads)
         return dataclasses.replace(self._runtime, dtype=resolve_dtype(placement.dtype, self._runtime.device))
 
-    def load(self, spec: ModelSpec, checkpoint: Path, placement: Placement, *, config: Path | None = None):
+    def load(self, spec: ModelSpec, checkpoint: Path, placement: Placement, *, config: Path | None = None,
+             controlnets: Mapping[str, tuple[Path, Path | None]] | None = None):
         from app.backends.diffusers.engine import Engine
 
-        return Engine.load(spec, checkpoint, self.runtime(placement), config)
+        return Engine.load(spec, checkpoint, self.runtime(placement), config, controlnets=controlnets)
 
     def build_dev_checkpoint(self, spec: ModelSpec, folder: Path, *, force: bool = False, random: bool = False) -> bool:
         from app.backends.diffusers.devbuild import build_dev_checkpoint
@@ -44,6 +46,15 @@ class DiffusersBackend:
 
         quiet_libraries()
         return build_dev_checkpoint(spec, folder, force=force, random=random)
+
+
+    def build_dev_controlnet(self, spec: ModelSpec, control_type: str, base: Path, folder: Path, *,
+                             force: bool = False) -> bool:
+        from app.backends.diffusers.devbuild import build_dev_controlnet
+        from app.backends.diffusers.loading import quiet_libraries
+
+        quiet_libraries()
+        return build_dev_controlnet(spec, control_type, base, folder, force=force)
 
 
 BACKEND = DiffusersBackend()

@@ -201,6 +201,48 @@ def build_dev_checkpoint(spec: ModelSpec, folder: Path, *, force: bool = False, 
     return True
 
 
+# ControlNets (issue 11): one per control type of an SD1.5 type, made from its dev UNet.
+CONTROLNET_FORMAT = 1
+_CONTROL_EMBEDDING = (8, 16, 32, 32)  # the control image's encoder: four blocks, down by 8 like the VAE
+# ControlNetModel.from_unet zero-initialises its output convolutions: a ControlNet that changes
+# nothing until trained, which no cheat test could tell from plain txt2img. Seeded weights of this
+# scale instead make the control image steer the picture from the start.
+_CONTROL_OUTPUT_STD = 0.05
+
+
+def build_dev_controlnet(spec: ModelSpec, control_type: str, base: Path, folder: Path, *, force: bool = False) -> bool:
+    """Build the dev ControlNet of `control_type` for `spec` into `folder` from the dev checkpoint at
+    `base` (its UNet's encoder, as ControlNet training starts); False when it was already there."""
+    import torch
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    base_weights = json.loads((base / MANIFEST).read_text())["weights"]
+    wanted = {"format": CONTROLNET_FORMAT, "model": spec.name, "control": control_type, "base": base_weights}
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        if not force and {k: manifest.get(k) for k in wanted} == wanted and manifest.get("files") == _file_hashes(
+                folder):
+            return False
+    except (OSError, ValueError):
+        pass
+    unet = UNet2DConditionModel.from_pretrained(base / "unet", local_files_only=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(model_seed(f"{spec.name}/controlnet-{control_type}"))
+        controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=_CONTROL_EMBEDDING)
+        for conv in (controlnet.controlnet_cond_embedding.conv_out, *controlnet.controlnet_down_blocks,
+                     controlnet.controlnet_mid_block):
+            torch.nn.init.normal_(conv.weight, std=_CONTROL_OUTPUT_STD)
+            torch.nn.init.zeros_(conv.bias)
+    tmp = folder.with_name(folder.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    controlnet.save_pretrained(tmp, safe_serialization=True)
+    (tmp / MANIFEST).write_text(json.dumps({**wanted, "files": _file_hashes(tmp)}, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp.rename(folder)
+    return True
+
+
 def train_dev_weights(specs: list[ModelSpec], captions, budget: devtrain.Budget, log,
                       out: Path | None = None, keep_vae: bool = False, device: str = "cpu") -> dict:
     """Train one VAE for all, then each spec's text encoders and UNet; write the weights to `out`.

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
 from app.backends.base import GenerationOutput
 from app.backends.diffusers.determinism import Runtime, fingerprint
-from app.backends.diffusers.loading import load_pipeline
+from app.backends.diffusers.loading import load_controlnet, load_pipeline
 from app.backends.diffusers.schedulers import scheduler_for
 from app.protocol import conditioning, media
 from app.protocol.catalogue import Architecture, ModelSpec, Pipeline
@@ -27,25 +28,29 @@ from app.protocol.request import GenerationRequest
 DERIVED_PIPELINES = {
     Pipeline.IMAGE_TO_IMAGE.value: {Architecture.SD15: "StableDiffusionImg2ImgPipeline",
                                     Architecture.SDXL: "StableDiffusionXLImg2ImgPipeline"},
+    Pipeline.CONTROLNET.value: {Architecture.SD15: "StableDiffusionControlNetPipeline"},
 }
 
 
 class Engine:
-    def __init__(self, spec: ModelSpec, pipeline, runtime: Runtime, checkpoint: Path):
+    def __init__(self, spec: ModelSpec, pipeline, runtime: Runtime, checkpoint: Path,
+                 controlnets: Mapping[str, tuple[Path, Path | None]] | None = None):
         self.spec = spec
         self.pipeline = pipeline
         self.runtime = runtime
         self.checkpoint = checkpoint
+        self.controlnets = dict(controlnets or {})  # control type -> (checkpoint, config folder)
         self.environment = fingerprint(runtime)
         self.load_seconds = 0.0
         self._base_scheduler_config = dict(pipeline.scheduler.config)
         self._pipes = {spec.pipeline.value: pipeline}  # others made from it on first use, sharing its modules
 
     @classmethod
-    def load(cls, spec: ModelSpec, checkpoint: Path, runtime: Runtime, config: Path | None = None) -> "Engine":
+    def load(cls, spec: ModelSpec, checkpoint: Path, runtime: Runtime, config: Path | None = None, *,
+             controlnets: Mapping[str, tuple[Path, Path | None]] | None = None) -> "Engine":
         t0 = time.perf_counter()
         pipe = load_pipeline(spec, checkpoint, device=runtime.device, dtype=runtime.dtype, config=config)
-        engine = cls(spec, pipe, runtime, Path(checkpoint))
+        engine = cls(spec, pipe, runtime, Path(checkpoint), controlnets)
         engine.load_seconds = time.perf_counter() - t0
         return engine
 
@@ -82,21 +87,39 @@ class Engine:
             del args["width"], args["height"]
             args["image"] = Image.fromarray(conditioning.load_image(request.init_image, "init_image", p.width, p.height))
             args["strength"] = request.strength
+        elif request.pipeline == Pipeline.CONTROLNET.value:
+            from PIL import Image
+
+            c = request.control
+            args["image"] = Image.fromarray(conditioning.control_image(c.type, c.image, "control.image", p.width,
+                                                                       p.height))
+            args["controlnet_conditioning_scale"] = c.conditioning_scale
+            args["control_guidance_start"], args["control_guidance_end"] = c.guidance_start, c.guidance_end
         return args
 
     def pipe_for(self, request: GenerationRequest):
         """The diffusers pipeline of the request's pipeline: the loaded one, or one made from it with
-        `from_pipe` (the same UNet, VAE and text encoders, no second copy of the weights)."""
+        `from_pipe` (the same UNet, VAE and text encoders, no second copy of the weights); a
+        ControlNet pipeline per control type, its ControlNet loaded on first use."""
         name = request.pipeline or self.spec.pipeline.value
-        if name not in self._pipes:
+        key = f"{name}-{request.control.type}" if name == Pipeline.CONTROLNET.value else name
+        if key not in self._pipes:
             classes = DERIVED_PIPELINES.get(name, {})
             if self.spec.architecture not in classes:
                 raise InvalidRequest("pipeline", f"{self.spec.name} has no {name} pipeline")
             import diffusers
 
-            self._pipes[name] = getattr(diffusers, classes[self.spec.architecture]).from_pipe(self.pipeline)
-            self._pipes[name].set_progress_bar_config(disable=True)
-        return self._pipes[name]
+            extra = {"controlnet": self._controlnet(request.control.type)} if name == Pipeline.CONTROLNET.value else {}
+            self._pipes[key] = getattr(diffusers, classes[self.spec.architecture]).from_pipe(self.pipeline, **extra)
+            self._pipes[key].set_progress_bar_config(disable=True)
+        return self._pipes[key]
+
+    def _controlnet(self, control_type: str):
+        if control_type not in self.controlnets:
+            raise InvalidRequest("control.type", f"{self.spec.name} has no {control_type} ControlNet; it has "
+                                                 f"{', '.join(self.controlnets) or 'none'}")
+        path, config = self.controlnets[control_type]
+        return load_controlnet(path, device=self.runtime.device, dtype=self.runtime.dtype, config=config)
 
     def _deadline_callbacks(self, deadline: float | None, steps: int) -> dict[str, object]:
         """Pipeline arguments that stop the run between steps once `deadline` (monotonic) passes."""

@@ -2,7 +2,8 @@
 
 Community SD1.5 models ship as a single file in the original (LDM) key layout, which
 `from_single_file` converts on load. The dev checkpoints are diffusers folders, so this
-module writes the inverse of diffusers' conversion (UNet, VAE, CLIP text encoder), for
+module writes the inverse of diffusers' conversion (UNet, VAE, CLIP text encoder, and a
+ControlNet, which ships as one file too), for
 any `layers_per_block` and block layout. It lets the single-file loading path be tested
 offline on a real file, and lets an operator hand a dev model to tools that want one file.
 """
@@ -34,7 +35,7 @@ def _resnet(rest: str, table=_UNET_RESNET) -> str:
 
 def unet_key(key: str, config: dict) -> str:
     step = config["layers_per_block"] + 1
-    up_has_attention = ["CrossAttn" in t for t in config["up_block_types"]]
+    up_has_attention = ["CrossAttn" in t for t in config.get("up_block_types", ())]  # a ControlNet has none
     for new, old in _UNET_TOP.items():
         if key.startswith(new + "."):
             return old + key[len(new):]
@@ -107,4 +108,38 @@ def export_sd15(folder: Path, out: Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out), metadata={"format": "pt", "seedgrid": "sd15 export"})
+    return out
+
+
+_CONTROL = "control_model."
+
+
+def controlnet_key(key: str, config: dict) -> str:
+    """A ControlNet weight's original (cldm) name: the UNet encoder's names, the hint encoder's
+    convolutions (input_hint_block, a SiLU between each), zero_convs and middle_block_out."""
+    parts = key.split(".")
+    if parts[0] == "controlnet_cond_embedding":
+        blocks = 2 * (len(config["conditioning_embedding_out_channels"]) - 1)
+        index = {"conv_in": 0, "conv_out": 2 * (blocks + 1)}.get(parts[1])
+        if index is None:  # blocks.N
+            index, parts = 2 * (int(parts[2]) + 1), parts[:2] + parts[3:]
+        return f"input_hint_block.{index}.{'.'.join(parts[2:])}"
+    if parts[0] == "controlnet_down_blocks":
+        return f"zero_convs.{parts[1]}.0.{'.'.join(parts[2:])}"
+    if parts[0] == "controlnet_mid_block":
+        return f"middle_block_out.0.{'.'.join(parts[1:])}"
+    return unet_key(key, config)
+
+
+def export_controlnet(folder: Path, out: Path) -> Path:
+    """Write a diffusers ControlNet folder as one original-format .safetensors file (as ControlNets ship)."""
+    from safetensors.torch import load_file, save_file
+
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    weights = next(folder.glob("*.safetensors"))
+    state = {_CONTROL + controlnet_key(k, config): t.contiguous() for k, t in load_file(str(weights)).items()}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out), metadata={"format": "pt", "seedgrid": "controlnet export"})
     return out
