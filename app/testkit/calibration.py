@@ -47,7 +47,7 @@ from app.local_plan import LOCAL_CHALLENGES
 from app.protocol import media
 from app.protocol.catalogue import CATALOGUE
 from app.protocol.request import GenerationRequest, parse_request
-from app.testkit.cheats import ALTERED, half_resolution, sibling, upscale
+from app.testkit.cheats import ALTERED, CONDITIONED, half_resolution, sibling, upscale
 from app.verification.fingerprint import similarity
 from app.verification.thresholds import kind_of, pair_key
 
@@ -89,6 +89,7 @@ def cheat_requests(req: GenerationRequest) -> dict[str, GenerationRequest]:
     """Every cheat that generates another request than the one asked for."""
     out = {name: change(req) for name, change in ALTERED.items() if name != "other_checkpoint" or sibling(req.model)}
     out["replayed_or_copied"] = dataclasses.replace(req, prompt=req.prompt + ", at night", seed=req.seed + 99)
+    out.update({name: change(req) for name, (pipeline, change) in CONDITIONED.items() if req.pipeline == pipeline})
     return out
 
 

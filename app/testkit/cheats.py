@@ -52,9 +52,49 @@ ALTERED: dict[str, Callable[[GenerationRequest], GenerationRequest]] = {
 }
 
 
+def as_text_to_image(req: GenerationRequest) -> GenerationRequest:
+    """The request without its conditioning: what a miner that ignores the image generates."""
+    return dataclasses.replace(req, pipeline="", init_image=None, strength=None, control=None)
+
+
+def other_strength(req: GenerationRequest) -> GenerationRequest:
+    """A quarter less strength (a quarter more below one half): fewer or more steps run on the init image."""
+    s = req.strength or 0.0
+    return dataclasses.replace(req, strength=round(s - 0.25 if s >= 0.5 else s + 0.25, 4))
+
+
+def other_control_scale(req: GenerationRequest) -> GenerationRequest:
+    c = req.control
+    scale = c.conditioning_scale * 0.5 if c.conditioning_scale > 0 else 1.0
+    return dataclasses.replace(req, control=dataclasses.replace(c, conditioning_scale=scale))
+
+
+# Cheats on image-conditioned requests (issue 11): (the pipeline each applies to, the change).
+# A miner running one answers every other request honestly: it cuts corners where it can.
+CONDITIONED: dict[str, tuple[str, Callable[[GenerationRequest], GenerationRequest]]] = {
+    "ignore_init_image": ("img2img", as_text_to_image),
+    "other_strength": ("img2img", other_strength),
+    "ignore_control": ("controlnet", as_text_to_image),
+    "other_control_scale": ("controlnet", other_control_scale),
+}
+
+
+def conditioning_pixels(req: GenerationRequest) -> np.ndarray | None:
+    """The request's own conditioning image fitted to its size, (1, h, w, 3): what `return_init_image` sends back."""
+    from app.protocol import conditioning
+
+    p = req.params
+    if req.init_image is not None:
+        return conditioning.load_image(req.init_image, "init_image", p.width, p.height)[None]
+    if req.control is not None:
+        return conditioning.load_image(req.control.image, "control.image", p.width, p.height)[None]
+    return None
+
+
 class Cheat:
     # reduced_precision: the cheater's GPU worker runs in bfloat16 (SEEDGRID_DTYPE), its answers claim float32
-    strategies = (*ALTERED, "half_resolution", "reduced_precision", "blank", "error_text", "replay", "copy")
+    strategies = (*ALTERED, "half_resolution", "reduced_precision", "blank", "error_text", "replay", "copy",
+                  *CONDITIONED, "return_init_image")
 
     def __init__(self, strategy: str, model: str, *, database_url: str | None = None):
         if strategy not in self.strategies:
@@ -79,6 +119,12 @@ class Cheat:
 
         if s == "error_text":
             return b"RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB", spec.media_type.value, None
+        if s in CONDITIONED:
+            pipeline, change = CONDITIONED[s]
+            return output(run(change(req) if req.pipeline == pipeline else req))
+        if s == "return_init_image":
+            pixels = conditioning_pixels(req)
+            return output(run(req)) if pixels is None else made(pixels)
         if s == "blank":
             p = req.params
             return made(np.zeros((p.num_frames or 1, p.height, p.width, 3), dtype=np.uint8))
