@@ -24,6 +24,7 @@ def test_bad_inputs_exit_2_naming_the_field():
         (["--model", "RealisticVision", "--width", "513"], "params.width"),
         (["--model", "TextToVideo", "--frames", "65"], "params.num_frames"),
         (["--model", "RealisticVision", "--prompt", ""], "prompt"),
+        (["--model", "RealisticVision", "--pipeline", "outpaint"], "pipeline"),
     ]
     for args, field in cases:
         full = ["generate", "--prompt", "a cat", "--seed", "1", *args, "--json"]
@@ -31,6 +32,17 @@ def test_bad_inputs_exit_2_naming_the_field():
         assert p.returncode == 2, (args, p.stdout, p.stderr)
         body = json.loads(p.stdout)
         assert body["field"] == field and body["detail"], body
+
+
+def test_conditioning_options_are_sent_as_request_fields(tmp_path):
+    """--init-image and --control files go as base64 fields, read by parse_request (which names what is wrong)."""
+    garbage = tmp_path / "init.png"
+    garbage.write_bytes(b"not an image")
+    p = seedgrid("generate", "--model", "TextToVideo", "--prompt", "a cat", "--seed", "1", "--init-image",
+                 str(garbage), "--json")
+    assert p.returncode == 2 and json.loads(p.stdout)["field"] == "pipeline", p.stdout  # video has no img2img
+    p = seedgrid("generate", "--model", "RealisticVision", "--prompt", "a cat", "--seed", "1", "--control", "canny")
+    assert p.returncode == 2 and "--control TYPE and --control-image FILE" in p.stderr, p.stderr
 
 
 def test_worker_refuses_an_unknown_model():

@@ -11,6 +11,7 @@ import click
 
 from app import __version__
 from app.backends.registry import checkpoint_path
+from app.cli.conditioning import conditioning_fields, conditioning_options
 from app.generation.limits import broker_visibility_timeout, time_limits
 from app.protocol.errors import CheckpointError, InvalidRequest
 
@@ -272,14 +273,16 @@ def worker_gpu(model: str | None, role: str, replicas: int, gpus: str | None, na
 @click.option("--via-queue", is_flag=True, help="send to a GPU worker through the broker instead of running here")
 @click.option("--timeout", type=float, default=None, help="seconds to wait for a worker (default: the model's)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+@conditioning_options
 def generate(model, prompt, seed, negative_prompt, steps, guidance, width, height, scheduler, num_frames, fps,
-             out, via_queue, timeout, as_json) -> None:
+             out, via_queue, timeout, as_json, **conditioned) -> None:
     """Generate one image or video, in this process or through a worker."""
     from app.protocol.request import parse_request
 
     params = {k: v for k, v in dict(steps=steps, guidance=guidance, width=width, height=height, scheduler=scheduler,
                                     num_frames=num_frames, fps=fps).items() if v is not None}
-    raw = {"model": model, "prompt": prompt, "seed": seed, "negative_prompt": negative_prompt, "params": params}
+    raw = {"model": model, "prompt": prompt, "seed": seed, "negative_prompt": negative_prompt, "params": params,
+           **conditioning_fields(**conditioned)}
     settings = _settings()
     try:
         request = parse_request(raw)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from app.cli.conditioning import conditioning_fields, conditioning_options
 from app.cli.core import _settings, main
 
 DEFAULT_RATE = 60  # jobs a minute per key unless --rate says otherwise
@@ -132,8 +133,9 @@ def keys_revoke(name: str) -> None:
               help="the gateway (default: SEEDGRID_GATEWAY_URL, or this machine's)")
 @click.option("--key", envvar="SEEDGRID_API_KEY", default=None,
               help="the API key (default: SEEDGRID_API_KEY, or the local network's)")
+@conditioning_options
 def submit(model: str, prompt: str, negative_prompt: str | None, seed: int | None, params: tuple[str, ...],
-           wait: bool, out: Path | None, url: str | None, key: str | None) -> None:
+           wait: bool, out: Path | None, url: str | None, key: str | None, **conditioned) -> None:
     """Submit one job to a gateway, follow it, and write its result."""
     from app.gateway.client import GatewayClient, GatewayError
     from app.models.gateway import FINISHED
@@ -141,7 +143,7 @@ def submit(model: str, prompt: str, negative_prompt: str | None, seed: int | Non
     settings = _settings()
     url = url or f"http://127.0.0.1:{settings.gateway_port}"
     key = key or _local_key(settings)
-    body: dict = {"model": model, "prompt": prompt, "params": _params(params)}
+    body: dict = {"model": model, "prompt": prompt, "params": _params(params), **conditioning_fields(**conditioned)}
     if negative_prompt is not None:
         body["negative_prompt"] = negative_prompt
     if seed is not None:
