@@ -1,0 +1,61 @@
+"""Conditioning images the validator makes for image-conditioned challenges: valid requests, never the same twice."""
+
+import base64
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.protocol import conditioning
+from app.protocol.request import GenerationParams, parse_conditioning
+from app.validator.conditioning import (
+    challenge_conditioning,
+    depth_map,
+    normal_map,
+    source_picture,
+)
+
+PARAMS = GenerationParams(steps=20, guidance=7.0, width=96, height=64, scheduler="euler")
+CONTROLS = ("canny", "depth", "normal")
+
+
+@pytest.mark.parametrize("pipeline", ["img2img", "controlnet"])
+def test_challenge_fields_are_requests_parse_request_accepts(pipeline):
+    for seed in range(6):
+        fields = challenge_conditioning(pipeline, 96, 64, CONTROLS, random.Random(seed))
+        parsed = parse_conditioning(fields, pipeline, PARAMS)
+        image = parsed["init_image"] if pipeline == "img2img" else parsed["control"].image
+        pixels = conditioning.load_image(image, "image", 96, 64)
+        assert pixels.shape == (64, 96, 3) and pixels.std() > 5, "a picture, not a flat field"
+    assert challenge_conditioning("txt2img", 96, 64, CONTROLS, random.Random(0)) == {}
+
+
+def test_the_same_draw_is_reproducible_and_the_validators_draws_never_repeat():
+    a = challenge_conditioning("img2img", 96, 64, CONTROLS, random.Random(5))
+    assert a == challenge_conditioning("img2img", 96, 64, CONTROLS, random.Random(5))
+    secret = random.SystemRandom()
+    draws = [challenge_conditioning("controlnet", 96, 64, CONTROLS, secret)["control"]["image"] for _ in range(8)]
+    assert len(set(draws)) == 8
+
+
+def test_earlier_reproductions_are_used_and_a_missing_one_is_replaced(tmp_path):
+    earlier = tmp_path / "earlier.png"
+    Image.new("RGB", (128, 128), (10, 200, 30)).save(earlier)
+    greens = 0
+    for seed in range(12):
+        pixels = source_picture(64, 64, random.Random(seed), [earlier])
+        greens += int(np.abs(pixels.astype(int) - (10, 200, 30)).max() < 3)
+    assert 2 <= greens <= 10, "about half from the earlier reproduction"
+    assert source_picture(64, 64, random.Random(1), [tmp_path / "pruned.png"]).shape == (64, 64, 3)
+
+
+def test_depth_and_normal_maps_have_their_shape():
+    picture = source_picture(96, 64, random.Random(2))
+    depth = depth_map(picture)
+    assert depth.shape == (64, 96, 3) and (depth[..., 0] == depth[..., 1]).all()
+    assert depth[-8:].mean() > depth[:8].mean(), "the floor is nearer at the bottom"
+    normal = normal_map(picture)
+    assert normal.shape == (64, 96, 3) and normal[..., 2].min() > 127, "normals face the viewer"
+    assert base64.b64decode(challenge_conditioning("controlnet", 96, 64, ("normal",), random.Random(3))
+                            ["control"]["image"])
