@@ -81,7 +81,8 @@ def challenges(model: str, n: int, sizes=SIZES, seed: int = 7) -> list[Generatio
             params.update(LOCAL_CHALLENGES.get(model, {}))
         params = vary_params(params, rng)
         out.append(parse_request({"model": model, "prompt": synthetic_prompt(rng.randrange(1 << 30)),
-                                  "seed": rng.randrange(1 << 32), "params": params}))
+                                  "seed": rng.randrange(1 << 32), "params": params,
+                                  "request_id": f"calibration-{model}-{seed}-{i}"}))
     return out
 
 
@@ -203,10 +204,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _check_plan(work: Path, requests: list[GenerationRequest]) -> None:
-    """A work folder serves one plan: resuming it with other models, sizes or counts is refused."""
+    """A work folder serves one plan: resuming it with other models, sizes or counts is refused.
+    Requests are compared by what they ask (`same_ask_key`), not by their ids."""
+    from app.validator.records import same_ask_key
+
     plan = json.dumps([r.to_dict() for r in requests], sort_keys=True)
     path = Path(work) / "plan.json"
-    if path.exists() and path.read_text() != plan:
+    if path.exists() and [same_ask_key(r) for r in json.loads(path.read_text())] != [
+            same_ask_key(r.to_dict()) for r in requests]:
         raise ValueError(f"the work folder {work} holds another calibration's plan (other models, sizes or "
                          f"challenges); use a new --work-dir, or delete that one to start over")
     _write_atomic(path, plan.encode())

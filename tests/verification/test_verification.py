@@ -240,5 +240,6 @@ def test_a_calibration_resumes_from_its_work_folder(tmp_path):
     saved.parent.mkdir()
     saved.write_text(json.dumps({"honest": {"threads=1": 1e-7}, "cheats": {"no_cfg": 0.2}, "encoder": {}}))
     assert _measure_or_load(None, plan[0], 0, {}, 8, saved)["cheats"] == {"no_cfg": 0.2}, "read, not measured"
+    _check_plan(tmp_path, challenges("TextToVideo", 1, sizes=("local",)))  # a rerun draws the same plan again
     with pytest.raises(ValueError, match="another calibration's plan"):
         _check_plan(tmp_path, challenges("TextToVideo", 2, sizes=("local",)))
