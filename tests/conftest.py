@@ -60,19 +60,15 @@ def _configure_environment() -> None:
             os.environ["SEEDGRID_REDIS_URL"] = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
         else:  # a fresh machine: the embedded server, as a user without Redis would get
             os.environ["SEEDGRID_EMBEDDED_REDIS_PORT"] = str(free_port())
-    from app.backends.registry import SERVED_MODELS, backend_for
+    from app.backends.registry import SERVED_MODELS, build_dev_folders, dev_folder
     from app.protocol.catalogue import CATALOGUE, controlnet_key
 
     paths = {}
     for name in SERVED_MODELS:  # a no-op when `make test` has built them (the same folders as build-dev's)
-        spec = CATALOGUE[name]
-        backend = backend_for(spec)
-        backend.build_dev_checkpoint(spec, DEV_CHECKPOINTS / name)
-        paths[name] = str(DEV_CHECKPOINTS / name)
-        for t in spec.control_types:
-            folder = DEV_CHECKPOINTS / "controlnet" / f"{spec.dev_checkpoint}-{t}"
-            backend.build_dev_controlnet(spec, t, DEV_CHECKPOINTS / name, folder)
-            paths[controlnet_key(name, t)] = str(folder)
+        build_dev_folders(DEV_CHECKPOINTS, name)
+        paths[name] = str(dev_folder(DEV_CHECKPOINTS, name))
+        for t in CATALOGUE[name].control_types:
+            paths[controlnet_key(name, t)] = str(dev_folder(DEV_CHECKPOINTS, name, t))
     os.environ["SEEDGRID_MODEL_PATHS"] = json.dumps(paths)
 
 

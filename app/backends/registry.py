@@ -47,12 +47,18 @@ def checkpoint_path(settings: Settings, model: str) -> Path:
     return settings.model_paths.get(spec.name) or dev_checkpoint_path(settings, model)
 
 
+def dev_folder(root: Path, model: str, control_type: str | None = None) -> Path:
+    """Where a model type's dev checkpoint, or one of its dev ControlNets, lives under `root`."""
+    name = get_spec(model).dev_checkpoint
+    return root / name if control_type is None else root / "controlnet" / f"{name}-{control_type}"
+
+
 def dev_checkpoint_path(settings: Settings, model: str) -> Path:
-    return settings.dev_checkpoints_dir / get_spec(model).dev_checkpoint
+    return dev_folder(settings.dev_checkpoints_dir, model)
 
 
 def dev_controlnet_path(settings: Settings, model: str, control_type: str) -> Path:
-    return settings.dev_checkpoints_dir / "controlnet" / f"{get_spec(model).dev_checkpoint}-{control_type}"
+    return dev_folder(settings.dev_checkpoints_dir, model, control_type)
 
 
 def controlnet_paths(settings: Settings, model: str) -> dict[str, tuple[Path, Path | None]]:
@@ -74,10 +80,16 @@ def load_engine(settings: Settings, model: str) -> Engine:
 def build_dev_checkpoint(settings: Settings, model: str, *, force: bool = False, random: bool = False) -> bool:
     """Build `model`'s dev checkpoint (the shipped trained weights, or seeded random ones with
     `random`) and its dev ControlNets; True when anything was built."""
+    return build_dev_folders(settings.dev_checkpoints_dir, model, force=force, random=random)
+
+
+def build_dev_folders(root: Path, model: str, *, force: bool = False, random: bool = False) -> bool:
+    """`build_dev_checkpoint` under `root` (the tests' shared folder). A ControlNet's manifest
+    names the weights of the checkpoint it was made from, so it is rebuilt when they change."""
     spec = served_spec(model)
     backend = backend_for(spec)
-    built = backend.build_dev_checkpoint(spec, dev_checkpoint_path(settings, model), force=force, random=random)
+    base = dev_folder(root, model)
+    built = backend.build_dev_checkpoint(spec, base, force=force, random=random)
     for t in spec.control_types:
-        built |= backend.build_dev_controlnet(spec, t, dev_checkpoint_path(settings, model),
-                                              dev_controlnet_path(settings, model, t), force=force or built)
+        built |= backend.build_dev_controlnet(spec, t, base, dev_folder(root, model, t), force=force)
     return built

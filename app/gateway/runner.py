@@ -4,7 +4,8 @@
 worker's job is taken over), then tries miners one at a time: each attempt is a response
 of the job's organic challenge, sent and recorded by the same `call_miner` and
 `record_reply` that `query_miner` uses for challenges, so an error, a timeout or a
-malformed answer is recorded and counted against that miner in the same way. An answer whose media cannot be decoded counts as a failed request too.
+malformed answer is recorded and counted against that miner in the same way. An answer
+whose media cannot be decoded counts as a failed request too.
 A 429 (the miner's concurrency or our quota there is full) is back-pressure, not a
 failure: that miner is tried again after the others, with a pause when all are busy,
 within the job's budget of gateway_max_attempts query deadlines.

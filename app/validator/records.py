@@ -95,8 +95,8 @@ def duplicate_of(session: Session, *, pixel_sha256: str, challenge_id: str, resp
     look like the copy. Neither the order of judging nor of the response rows tells which
     came first (a copier asked in an earlier round may answer later, with a newer output):
     the network test saw honest answers flagged both ways. Pixels that also answered or
-    reproduced a challenge asking the same thing (a client sending one job twice, a copier
-    of an answer to it) belong to this ask, and are never a duplicate."""
+    reproduced a challenge asking the same thing (a client sending one job twice) belong to
+    this ask, and are never a duplicate."""
     this = session.get(Response, response_id)
     asked = same_ask_key(session.get(Challenge, challenge_id).request)
     answers = list(session.execute(select(Response, Challenge.request).join(

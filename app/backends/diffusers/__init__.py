@@ -47,7 +47,6 @@ class DiffusersBackend:
         quiet_libraries()
         return build_dev_checkpoint(spec, folder, force=force, random=random)
 
-
     def build_dev_controlnet(self, spec: ModelSpec, control_type: str, base: Path, folder: Path, *,
                              force: bool = False) -> bool:
         from app.backends.diffusers.devbuild import build_dev_controlnet

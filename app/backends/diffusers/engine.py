@@ -82,17 +82,12 @@ class Engine:
         if self.spec.is_video:
             args["num_frames"] = p.num_frames
         if request.pipeline == Pipeline.IMAGE_TO_IMAGE.value:  # the size is the init image's, fitted to the request's
-            from PIL import Image
-
             del args["width"], args["height"]
-            args["image"] = Image.fromarray(conditioning.load_image(request.init_image, "init_image", p.width, p.height))
+            args["image"] = _pil(conditioning.load_image(request.init_image, "init_image", p.width, p.height))
             args["strength"] = request.strength
         elif request.pipeline == Pipeline.CONTROLNET.value:
-            from PIL import Image
-
             c = request.control
-            args["image"] = Image.fromarray(conditioning.control_image(c.type, c.image, "control.image", p.width,
-                                                                       p.height))
+            args["image"] = _pil(conditioning.control_image(c.type, c.image, "control.image", p.width, p.height))
             args["controlnet_conditioning_scale"] = c.conditioning_scale
             args["control_guidance_start"], args["control_guidance_end"] = c.guidance_start, c.guidance_end
         return args
@@ -176,3 +171,9 @@ class Engine:
             environment=dict(self.environment),
             frames=lossless,
         )
+
+
+def _pil(pixels: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(pixels)
