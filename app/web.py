@@ -33,7 +33,7 @@ async def read_body(request: Request, *, max_bytes: int, timeout: float) -> byte
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise Refused(413, "payload_too_large", f"body of {declared} bytes exceeds {max_bytes}")
-    body = b""
+    body = bytearray()  # an image-carrying body is megabytes: appended in place, not copied per chunk
     try:
         async with asyncio.timeout(timeout):
             async for chunk in request.stream():
@@ -42,7 +42,31 @@ async def read_body(request: Request, *, max_bytes: int, timeout: float) -> byte
                     raise Refused(413, "payload_too_large", f"body exceeds {max_bytes} bytes")
     except TimeoutError:
         raise Refused(408, "body_timeout", f"the body did not arrive within {timeout:g} s") from None
-    return body
+    return bytes(body)
+
+
+def decode_capped(body: bytes, caps: dict[str, int], default: str):
+    """The body as JSON (`decode_json`) within its pipeline's cap (`body_caps`), read under the largest:
+    413 when it is larger than its own pipeline's, so only image-carrying requests may be megabytes.
+    A body that names no known pipeline, or is no JSON at all, counts as `default`'s."""
+    try:
+        raw = decode_json(body)
+    except InvalidRequest:
+        if len(body) > caps[default]:
+            raise _too_large(default, len(body), caps) from None
+        raise
+    pipeline = raw.get("pipeline") if isinstance(raw, dict) else None
+    key = pipeline if isinstance(pipeline, str) and pipeline in caps else default
+    if len(body) > caps[key]:
+        raise _too_large(key, len(body), caps)
+    return raw
+
+
+def _too_large(pipeline: str, size: int, caps: dict[str, int]) -> Refused:
+    larger = sorted(p for p, cap in caps.items() if cap > caps[pipeline])
+    hint = f"; only {', '.join(larger)} requests carry an image and may be larger" if larger else ""
+    return Refused(413, "payload_too_large", f"a {pipeline} request's body is at most {caps[pipeline]:,} bytes; "
+                                             f"this one is {size:,}{hint}")
 
 
 def error_response(status: int, error: str, detail: str, field: str | None = None,

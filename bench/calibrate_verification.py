@@ -10,6 +10,7 @@ threshold and the margin.
 Run: .venv/bin/python bench/calibrate_verification.py [--challenges 24] [--models A,B] [--sizes local,default]
      [--reduced-every 8] [--no-write]
 A run over some sizes keeps what the committed file measured at the others (one row judges both).
+Each pipeline of a model type is its own row: `--models RealisticVision/img2img,RealisticVision/controlnet`.
 
 Pairs measured on other hardware (a GPU: bench/device_determinism.py --challenges 24 --json
 pairs.json) are added to the committed calibration with --add-pairs pairs.json.
@@ -26,14 +27,16 @@ sys.path.insert(0, str(ROOT))
 
 from app.backends.registry import SERVED_MODELS  # noqa: E402
 from app.config import get_settings  # noqa: E402
-from app.testkit.calibration import add_pairs, calibrate, write  # noqa: E402
+from app.testkit.calibration import add_pairs, calibrate, targets, write  # noqa: E402
 from app.verification.thresholds import CALIBRATION  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--challenges", type=int, default=24)
-    parser.add_argument("--models", default=",".join(SERVED_MODELS))
+    parser.add_argument("--models", default=",".join(targets(SERVED_MODELS)),
+                        help="calibration rows: a model type (its default pipeline) or Model/pipeline "
+                             "(RealisticVision/img2img); all served ones when not given")
     parser.add_argument("--sizes", default="local,default", help="local (the local network's) and/or default sizes")
     parser.add_argument("--reduced-every", type=int, default=8,
                         help="the reduced-precision cheat on every Nth challenge (bfloat16 is ~75x slower on a CPU)")

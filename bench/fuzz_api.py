@@ -25,6 +25,8 @@ Run: .venv/bin/python bench/fuzz_api.py [--api miner,gateway] [--requests 10000]
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import os
 import random
@@ -35,6 +37,8 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("SEEDGRID_NETUID", "93")  # its own subnet
@@ -54,7 +58,26 @@ FIELDS = ["model", "prompt", "negative_prompt", "seed", "kind", "request_id", "p
           "extra", "params.extra"]
 
 
+def _png(side: int) -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (side, side), (90, 40, 200)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+TINY = _png(64)  # a valid conditioning image
+# Image-conditioned bodies (issue 11) and their fields, mutated like the others.
+CONDITIONED = [{**BASE, "params": {"steps": 2, "width": 256, "height": 256}, "pipeline": "img2img",
+                "init_image": TINY, "strength": 0.75},
+               {**BASE, "pipeline": "controlnet", "control": {"type": "canny", "image": TINY}}]
+CONDITIONED_FIELDS = ["pipeline", "init_image", "strength", "control", "control.type", "control.image",
+                      "control.conditioning_scale", "control.guidance_start", "control.guidance_end", "control.extra"]
+ODD_IMAGES = ["@@", "", base64.b64encode(os.urandom(300)).decode(), TINY[: len(TINY) // 2], TINY + "=",
+              base64.b64encode(b"GIF89a" + os.urandom(64)).decode(), "data:image/png;base64," + TINY]
+
+
 def odd_value(rng: random.Random):
+    if rng.random() < 0.1:
+        return rng.choice(ODD_IMAGES)
     choices = [None, [], {}, [1, 2], {"a": {"b": 1}}, True, 0, -1, 2**64, -(2**63), 1e308, 0.5, "", "x" * 5000,
                "\ud800", "a\x00b", "RealisticVision", "dpmpp_2m", ["dpmpp_2m"], {"name": "euler"}, 512, 257,
                "512", float("nan"), float("inf"), "🦊" * 300, "inference", "challenge"]
@@ -66,8 +89,8 @@ def mutated(rng: random.Random, base: dict = BASE, fields: list[str] = FIELDS) -
     body["seed"] = rng.randrange(2**32)
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
         field = rng.choice(fields)
-        target, key = (body["params"], field[7:]) if field.startswith("params.") and isinstance(
-            body.get("params"), dict) else (body, field)
+        outer, _, inner = field.partition(".")
+        target, key = (body[outer], inner) if inner and isinstance(body.get(outer), dict) else (body, field)
         if rng.random() < 0.15:
             target.pop(key, None)
         else:
@@ -100,8 +123,11 @@ def case(rng: random.Random):
     """(method, path, body, how to sign) of one fuzzed request; signed when sent (signatures age)."""
     roll = rng.random()
     method, path = "POST", "/v1/generate"
-    if roll < 0.55:
+    if roll < 0.40:
         body = json.dumps(mutated(rng), allow_nan=True).encode("utf-8", "surrogatepass")
+    elif roll < 0.55:
+        body = json.dumps(mutated(rng, rng.choice(CONDITIONED), FIELDS + CONDITIONED_FIELDS),
+                          allow_nan=True).encode("utf-8", "surrogatepass")
     elif roll < 0.80:
         body = raw_body(rng)
     elif roll < 0.86:
@@ -138,8 +164,12 @@ def gateway_case(rng: random.Random):
     roll = rng.random()
     base = {k: v for k, v in BASE.items() if k != "seed"}
     method, path, headers = "POST", "/v1/jobs", {"Content-Type": "application/json"}
-    if roll < 0.40:
+    if roll < 0.30:
         body = json.dumps(mutated(rng, base, GATEWAY_FIELDS), allow_nan=True).encode("utf-8", "surrogatepass")
+    elif roll < 0.40:
+        conditioned = {k: v for k, v in rng.choice(CONDITIONED).items() if k != "seed"}
+        body = json.dumps(mutated(rng, conditioned, GATEWAY_FIELDS + CONDITIONED_FIELDS),
+                          allow_nan=True).encode("utf-8", "surrogatepass")
     elif roll < 0.58:
         body = raw_body(rng, base)
     elif roll < 0.62:  # valid: a job runs (2%: what one CPU miner serves at this request rate)

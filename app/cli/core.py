@@ -354,7 +354,8 @@ def redis_stop() -> None:
 
 # --- calibration ----------------------------------------------------------------------
 @main.command()
-@click.option("--models", default=None, help="comma-separated model types (default: every served type)")
+@click.option("--models", default=None, help="comma-separated calibration rows: a model type (its default pipeline) "
+              "or Model/pipeline, such as RealisticVision/img2img (default: every served one)")
 @click.option("--challenges", type=click.IntRange(1, 10_000), default=24, show_default=True,
               help="challenges per model type, half at the local sizes and half at the catalogue defaults")
 @click.option("--sizes", type=click.Choice(["both", "local", "default"]), default="both", show_default=True,
@@ -372,14 +373,17 @@ def calibrate(models: str | None, challenges: int, sizes: str, out: Path | None,
     """
     from app.backends.registry import SERVED_MODELS
     from app.testkit.calibration import calibrate as run
-    from app.testkit.calibration import write
+    from app.testkit.calibration import check_target, targets, write
 
     settings = _settings()
-    names = [m.strip() for m in (models or ",".join(SERVED_MODELS)).split(",") if m.strip()]
-    unknown = [m for m in names if m not in SERVED_MODELS]
-    if unknown:
-        raise click.BadParameter(f"{', '.join(unknown)} not served here; choose from {', '.join(SERVED_MODELS)}",
-                                 param_hint="--models")
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else targets(SERVED_MODELS)
+    served = targets(SERVED_MODELS)
+    for name in names:
+        try:
+            if check_target(name) not in served:
+                raise ValueError(f"{name!r} is not served here")
+        except ValueError as exc:
+            raise click.BadParameter(f"{exc}; choose from {', '.join(served)}", param_hint="--models") from None
     try:
         doc = run(names, challenges, settings, log=click.echo,
                   sizes=("local", "default") if sizes == "both" else (sizes,), work=work_dir)

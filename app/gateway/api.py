@@ -39,13 +39,14 @@ from app.generation import artifacts
 from app.models import ApiKey, Job
 from app.models.gateway import FINISHED
 from app.protocol.catalogue import get_spec
+from app.protocol.conditioning import body_caps
 from app.protocol.errors import InvalidRequest
 from app.protocol.request import MAX_SEED, parse_request
 from app.scoring.tiers import TierTable
 from app.settings import Settings
 from app.web import (
     Refused,
-    decode_json,
+    decode_capped,
     error_response,
     install_error_handlers,
     read_body,
@@ -76,8 +77,15 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
         yield
         hints.stop()
 
+    # the largest body per pipeline (413 above it): text-only jobs stay small, image-carrying ones add an image
+    job_caps = body_caps(sorted({p.value for m in SERVED_MODELS for p in get_spec(m).pipelines}),
+                         settings.max_body_bytes)
+    text_caps = {"txt2img": settings.max_body_bytes}
     app = FastAPI(title="Seedgrid gateway", version=__version__, lifespan=lifespan,
-                  description="Organic jobs on the grid. Every route but /healthz needs Authorization: Bearer <key>.")
+                  description="Organic jobs on the grid. Every route but /healthz needs Authorization: Bearer <key>. "
+                              "The largest POST /v1/jobs body per pipeline, in bytes (413 above it): "
+                              + ", ".join(f"{p} {cap:,}" for p, cap in job_caps.items())
+                              + f"; other routes take {settings.max_body_bytes:,}.")
     base_url = (settings.gateway_public_url or "").rstrip("/")
     install_error_handlers(app, "gateway", log)
 
@@ -219,13 +227,13 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
             if watch is not None:
                 watch.close()
 
-    async def json_body(request: Request):
+    async def json_body(request: Request, caps: dict[str, int] = text_caps):
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise Refused(415, "unsupported_media_type",
                           f"send the body as application/json, not {content_type or 'no Content-Type'}")
-        return decode_json(await read_body(request, max_bytes=settings.max_body_bytes,
-                                           timeout=settings.body_read_timeout))
+        body = await read_body(request, max_bytes=max(caps.values()), timeout=settings.body_read_timeout)
+        return decode_capped(body, caps, "txt2img")
 
     def wait_param(request: Request) -> float:
         raw = request.query_params.get("wait")
@@ -256,7 +264,7 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
         idem = request.headers.get("idempotency-key")
         if idem is not None and not (0 < len(idem) <= IDEMPOTENCY_MAX and idem.isprintable()):
             raise InvalidRequest("Idempotency-Key", f"must be 1 to {IDEMPOTENCY_MAX} printable characters")
-        raw = await json_body(request)
+        raw = await json_body(request, job_caps)
         body = await run_in_threadpool(submit_and_view, token, raw, idem, wait, base(request))
         return JSONResponse(body, status_code=200 if body["status"] in FINISHED else 202)
 
@@ -339,6 +347,7 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
         for name in SERVED_MODELS:
             spec = get_spec(name)
             data.append({"id": name, "object": "model", "media_type": spec.media_type.value,
+                         "pipelines": [p.value for p in spec.pipelines], "control_types": list(spec.control_types),
                          "default_params": spec.default_params(),
                          "capacity": routing.capacity(miners, name, tiers=tiers, floor=settings.gateway_score_floor)})
         return {"object": "list", "data": data}

@@ -19,6 +19,7 @@ from app.keys import gateway_job_changed
 from app.models import ApiKey, Challenge, Job, MinerState, Response
 from app.models.base import aware, utcnow
 from app.models.gateway import FINISHED
+from app.protocol.conditioning import without_images
 from app.protocol.request import GenerationRequest
 from app.validator.records import same_ask_key
 
@@ -174,7 +175,7 @@ def view(session: Session, job: Job, *, base_url: str = "") -> dict:
             verification.update(verdict="pending")
     return {
         "id": job.id, "status": job.status, "model": job.model, "error": job.error, "attempt_count": job.attempts,
-        "request": {k: v for k, v in job.request.items() if k not in ("kind", "request_id")},
+        "request": without_images({k: v for k, v in job.request.items() if k not in ("kind", "request_id")}),
         "created_at": _iso(job.created_at), "started_at": _iso(job.started_at), "finished_at": _iso(job.finished_at),
         "attempts": [{"miner_uid": r.uid, "status": r.status, "started_at": _iso(r.created_at),
                       "latency_s": r.latency_s, "error": r.error} for r in tries],

@@ -27,14 +27,14 @@ from app.generation.limits import model_timeout, time_limits
 from app.keys import WORKER_ENVIRONMENT as ENV_KEY
 from app.miner.admission import Admission, AdmissionPolicy, MetagraphCache
 from app.miner.nonces import RedisNonceStore
-from app.protocol.conditioning import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from app.protocol.conditioning import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, body_caps
 from app.protocol.errors import CheckpointError, GenerationTimeout, InvalidRequest
 from app.protocol.request import GenerationRequest, parse_request
 from app.protocol.schemas import ErrorBody, GenerateBody, GenerateResponse, InfoResponse
 from app.settings import Settings
 from app.web import (
     Refused,
-    decode_json,
+    decode_capped,
     install_error_handlers,
     read_body,
 )
@@ -73,6 +73,7 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
     """The miner's app. Only test equipment passes another `answer` (app/testkit/cheats.py)."""
     spec = served_spec(model)
     timeout = model_timeout(settings, spec.name)
+    caps = body_caps([p.value for p in spec.pipelines], settings.max_body_bytes)  # per pipeline: images are large
     admission = Admission(
         policy=AdmissionPolicy(min_stake=settings.min_stake, require_permit=settings.require_validator_permit,
                                total_volume=settings.total_volume, limit_interval=settings.limit_interval,
@@ -82,14 +83,16 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
     )
     nonces = RedisNonceStore(redis_client, namespace=hotkey)
     app = FastAPI(title="Seedgrid miner", version=__version__,
-                  description=f"Serves {spec.name}. Every request but /healthz is btauth/1-signed for hotkey {hotkey}.")
+                  description=f"Serves {spec.name}: {', '.join(caps)}. Every request but /healthz is btauth/1-signed "
+                              f"for hotkey {hotkey}. The largest request body per pipeline, in bytes (413 above it): "
+                              + ", ".join(f"{p} {cap:,}" for p, cap in caps.items()) + ".")
 
     install_error_handlers(app, "miner API", log)
 
     async def authenticated(request: Request) -> tuple[str, bytes]:
         import bittensor as bt
 
-        body = await read_body(request, max_bytes=settings.max_body_bytes, timeout=settings.body_read_timeout)
+        body = await read_body(request, max_bytes=max(caps.values()), timeout=settings.body_read_timeout)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         try:
             caller = bt.http_auth.verify(dict(request.headers), body, method=request.method, path=target,
@@ -121,8 +124,8 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
             max_concurrent=settings.max_concurrent_requests, min_stake=settings.min_stake,
             volume_per_validator=admission.quotas(), used_per_validator=admission.used(), version=__version__,
             environment=worker_environment(redis_client, spec.name),
-            pipelines=[p.value for p in spec.pipelines],
-            max_body_bytes=settings.max_body_bytes, max_image_bytes=MAX_IMAGE_BYTES, max_image_pixels=MAX_IMAGE_PIXELS,
+            pipelines=[p.value for p in spec.pipelines], max_body_bytes=max(caps.values()), body_caps=caps,
+            max_image_bytes=MAX_IMAGE_BYTES, max_image_pixels=MAX_IMAGE_PIXELS,
         )
 
     @app.post("/v1/generate", response_model=GenerateResponse,
@@ -137,7 +140,7 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
                           f"send the body as application/json, not {content_type or 'no Content-Type'}")
         caller, body = await authenticated(request)
         admission.check_caller(caller)
-        req = parse_request(decode_json(body))
+        req = parse_request(decode_capped(body, caps, spec.pipeline.value))
         if req.model != spec.name:
             raise InvalidRequest("model", f"this miner serves {spec.name}, not {req.model}")
         budget = admission.gpu_budget(caller, default_cost=spec.default_cost, max_cost=spec.max_cost)

@@ -94,8 +94,8 @@ class ModelSpec:
     bounds: Bounds = field(default_factory=Bounds)
     dev_checkpoint: str = ""  # folder name under <state>/checkpoints/dev
     payload: Payload = Payload.DIFFUSION
-    # Pipelines served beside `pipeline` (its default): listed once their engine is built, so a
-    # request for one no engine runs is refused at parse time, naming what the model serves.
+    # Pipelines served beside `pipeline` (its default): a request for another is refused at parse
+    # time, naming what the model serves.
     extra_pipelines: tuple[Pipeline, ...] = ()
     # ControlNets the model type has (their checkpoints: `controlnet_key` in SEEDGRID_MODEL_PATHS, or dev ones)
     control_types: tuple[str, ...] = ()
@@ -170,20 +170,27 @@ _SD15_BOUNDS = Bounds(min_size=256, max_size=1024)
 _SDXL_BOUNDS = Bounds(min_size=512, max_size=1536)
 _VIDEO_BOUNDS = Bounds(min_size=64, max_size=512)
 _SD15_CONTROLS = ("canny", "depth", "normal")
+# Image-conditioned pipelines (issue 11), each calibrated on its own (calibration.json, "Model/pipeline").
+# SDXL has no ControlNet here: its ControlNet checkpoints are 2.5 GB each, and no SDXL type of
+# NicheImage's catalogue served one.
+_SD15_EXTRA = (Pipeline.IMAGE_TO_IMAGE, Pipeline.CONTROLNET)
+_SDXL_EXTRA = (Pipeline.IMAGE_TO_IMAGE,)
 
 CATALOGUE: Mapping[str, ModelSpec] = MappingProxyType(
     {
         spec.name: spec
         for spec in (
             ModelSpec("RealisticVision", Architecture.SD15, 0.22, 12, MediaType.PNG, Pipeline.TEXT_TO_IMAGE, 30, 512, 512, 7.0, "dpmpp_2m",
-                      bounds=_SD15_BOUNDS, dev_checkpoint="RealisticVision", control_types=_SD15_CONTROLS),
+                      bounds=_SD15_BOUNDS, dev_checkpoint="RealisticVision", extra_pipelines=_SD15_EXTRA,
+                      control_types=_SD15_CONTROLS),
             ModelSpec("DreamShaper", Architecture.SD15, 0.06, 12, MediaType.PNG, Pipeline.TEXT_TO_IMAGE, 30, 512, 768, 7.0, "dpmpp_2m_karras",
-                      bounds=_SD15_BOUNDS, dev_checkpoint="DreamShaper", control_types=_SD15_CONTROLS),
+                      bounds=_SD15_BOUNDS, dev_checkpoint="DreamShaper", extra_pipelines=_SD15_EXTRA,
+                      control_types=_SD15_CONTROLS),
             ModelSpec("AnimeV3", Architecture.SDXL, 0.30, 12, MediaType.PNG, Pipeline.TEXT_TO_IMAGE, 25, 1024, 1024, 7.0, "dpmpp_2m_karras",
-                      bounds=_SDXL_BOUNDS, dev_checkpoint="AnimeV3"),
+                      bounds=_SDXL_BOUNDS, dev_checkpoint="AnimeV3", extra_pipelines=_SDXL_EXTRA),
             # Turbo-like SDXL: few steps, an ancestral sampler with trailing timesteps.
             ModelSpec("RealitiesEdgeXL", Architecture.SDXL, 0.26, 12, MediaType.PNG, Pipeline.TEXT_TO_IMAGE, 7, 1024, 1024, 5.5, "euler_a",
-                      bounds=_SDXL_BOUNDS, dev_checkpoint="RealitiesEdgeXL"),
+                      bounds=_SDXL_BOUNDS, dev_checkpoint="RealitiesEdgeXL", extra_pipelines=_SDXL_EXTRA),
             ModelSpec("TextToVideo", Architecture.TEXT_TO_VIDEO, 0.12, 60, MediaType.MP4, Pipeline.TEXT_TO_VIDEO, 25, 256, 256, 9.0, "dpmpp_2m",
                       num_frames=16, fps=8, bounds=_VIDEO_BOUNDS, dev_checkpoint="TextToVideo"),
             ModelSpec("Gemma7b", Architecture.TEXT, 0.01, 64, MediaType.TEXT, Pipeline.CHAT,

@@ -38,13 +38,46 @@ MAX_IMAGE_PIXELS = 2048 * 2048  # decoded
 MAX_IMAGE_SIDE = 4096
 CANNY_LOW, CANNY_HIGH = 100, 200  # the thresholds ControlNet's canny models were trained with
 CONTROL_TYPES = ("canny", "depth", "normal")
+IMAGE_PIPELINES = ("img2img", "controlnet")  # the pipelines whose requests carry an image
+MAX_IMAGE_TEXT = -(-MAX_IMAGE_BYTES // 3) * 4 + 4  # the largest image field: its base64 text
+
+
+def image_digest(value: str) -> str:
+    """What a view shows of an image field instead of its base64: its bytes' digest and size."""
+    import base64
+    import binascii
+    import hashlib
+
+    try:
+        data = base64.b64decode(value)
+    except (binascii.Error, ValueError):
+        data = value.encode()
+    return f"sha256:{hashlib.sha256(data).hexdigest()} ({len(data):,} bytes)"
+
+
+def without_images(request: dict) -> dict:
+    """A stored request for a view (a job's, a challenge's): each conditioning image as its digest, so a
+    poll or an event never carries megabytes back (the images themselves: the request as sent)."""
+    out = dict(request)
+    if isinstance(out.get("init_image"), str):
+        out["init_image"] = image_digest(out["init_image"])
+    control = out.get("control")
+    if isinstance(control, dict) and isinstance(control.get("image"), str):
+        out["control"] = {**control, "image": image_digest(control["image"])}
+    return out
+
+
+def body_caps(pipelines, text_cap: int) -> dict[str, int]:
+    """The largest request body per pipeline: a text-only request keeps `text_cap` (a prompt and its
+    params); an image-carrying one adds one image field's base64 text."""
+    return {p: text_cap + (MAX_IMAGE_TEXT if p in IMAGE_PIPELINES else 0) for p in pipelines}
 
 
 def image_bytes(value, field: str) -> bytes:
     """The encoded image of a request field: base64 text, strictly decoded, within MAX_IMAGE_BYTES."""
     if not isinstance(value, str):
         raise InvalidRequest(field, f"must be the image as base64 text (PNG, JPEG or WebP), got {type(value).__name__}")
-    if len(value) > -(-MAX_IMAGE_BYTES // 3) * 4 + 4:
+    if len(value) > MAX_IMAGE_TEXT:
         raise InvalidRequest(field, f"is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MiB encoded; send a smaller "
                                     f"image (it is resized to the request's width and height anyway)")
     try:

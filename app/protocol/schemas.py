@@ -90,7 +90,10 @@ class InfoResponse(BaseModel):
     version: str
     environment: dict | None
     pipelines: list[str] = Field(..., description="what a request's `pipeline` may be, the default first")
-    max_body_bytes: int = Field(..., description="the largest request body taken")
+    max_body_bytes: int = Field(..., description="the largest request body taken, of any pipeline")
+    body_caps: dict[str, int] = Field(default_factory=dict, description="the largest request body per pipeline: "
+                                      "text-only requests stay small, image-carrying ones (img2img, controlnet) "
+                                      "add one image; a larger body is refused with 413")
     max_image_bytes: int = Field(..., description="an init or control image's largest encoded size")
     max_image_pixels: int = Field(..., description="an init or control image's largest decoded size")
 

@@ -47,9 +47,17 @@ from app.local_plan import LOCAL_CHALLENGES
 from app.protocol import media
 from app.protocol.catalogue import CATALOGUE
 from app.protocol.request import GenerationRequest, parse_request
-from app.testkit.cheats import ALTERED, CONDITIONED, half_resolution, sibling, upscale
+from app.testkit.cheats import (
+    ALTERED,
+    CONDITIONED,
+    conditioning_pixels,
+    half_resolution,
+    runnable,
+    sibling,
+    upscale,
+)
 from app.verification.fingerprint import similarity
-from app.verification.thresholds import kind_of, pair_key
+from app.verification.thresholds import calibration_key, kind_of, pair_key, split_key
 
 SAFETY = 10.0  # the threshold sits SAFETY x above the honest maximum
 HONEST_ENVS = {"threads=1": {"SEEDGRID_THREADS": "1"},
@@ -68,30 +76,59 @@ REDUCED_EVERY = 8
 ENCODER_VARIANTS = {"recipe": [], "crf=8": ["-crf", "8"], "preset=veryfast": ["-preset", "veryfast"]}
 
 
-def challenges(model: str, n: int, sizes=SIZES, seed: int = 7) -> list[GenerationRequest]:
-    """`n` challenges spread over `sizes`, as a validator would draw them (reproducible from `seed`)."""
+def targets(models) -> list[str]:
+    """Every calibration row of these model types: the default pipeline ("Model") and each other
+    pipeline the type serves ("Model/pipeline", thresholds.calibration_key)."""
+    return [calibration_key(m, p.value) for m in models for p in CATALOGUE[m].pipelines]
+
+
+def check_target(target: str) -> str:
+    """A calibration row's key, or ValueError naming what is wrong and what is known."""
+    model, pipeline = split_key(target)
+    if model not in CATALOGUE:
+        raise ValueError(f"{target!r}: no model type {model!r}; known: {', '.join(CATALOGUE)}")
+    served = [p.value for p in CATALOGUE[model].pipelines]
+    if pipeline is not None and pipeline not in served:
+        raise ValueError(f"{target!r}: {model} serves {', '.join(served)}")
+    return calibration_key(model, pipeline)
+
+
+def challenges(target: str, n: int, sizes=SIZES, seed: int = 7) -> list[GenerationRequest]:
+    """`n` challenges of a calibration row ("Model" or "Model/pipeline") spread over `sizes`, as a
+    validator would draw them (reproducible from `seed`). An image-conditioned pipeline's challenges
+    get the validator's conditioning images (app/validator/conditioning.py) from the same seeded
+    generator, and a ControlNet's rotate through its control types."""
+    from app.validator.conditioning import challenge_conditioning
     from app.validator.prompts import synthetic_prompt, vary_params
 
+    model, pipeline = split_key(target)
     spec = CATALOGUE[model]
-    rng = random.Random(f"{seed}:{model}")
+    rng = random.Random(f"{seed}:{target}")
     out = []
     for i in range(n):
         params = spec.default_params()
         if sizes[i % len(sizes)] == "local":
             params.update(LOCAL_CHALLENGES.get(model, {}))
         params = vary_params(params, rng)
-        out.append(parse_request({"model": model, "prompt": synthetic_prompt(rng.randrange(1 << 30)),
-                                  "seed": rng.randrange(1 << 32), "params": params,
-                                  "request_id": f"calibration-{model}-{seed}-{i}"}))
+        raw = {"model": model, "prompt": synthetic_prompt(rng.randrange(1 << 30)),
+               "seed": rng.randrange(1 << 32), "params": params,
+               "request_id": f"calibration-{target.replace('/', '-')}-{seed}-{i}"}
+        if pipeline:
+            types = spec.control_types
+            controls = (types[i // len(sizes) % len(types)],) if types else ()  # each type at every size
+            raw.update(pipeline=pipeline, **challenge_conditioning(pipeline, params["width"], params["height"],
+                                                                   controls, rng))
+        out.append(parse_request(raw))
     return out
 
 
 def cheat_requests(req: GenerationRequest) -> dict[str, GenerationRequest]:
-    """Every cheat that generates another request than the one asked for."""
+    """Every cheat that generates another request than the one asked for (one that cannot run for this
+    request, such as one step fewer of a single-step img2img, is left out: no cheater can send it)."""
     out = {name: change(req) for name, change in ALTERED.items() if name != "other_checkpoint" or sibling(req.model)}
     out["replayed_or_copied"] = dataclasses.replace(req, prompt=req.prompt + ", at night", seed=req.seed + 99)
     out.update({name: change(req) for name, (pipeline, change) in CONDITIONED.items() if req.pipeline == pipeline})
-    return out
+    return {name: variant for name, variant in out.items() if runnable(variant, req)}
 
 
 class Generator:
@@ -179,6 +216,9 @@ def _measure(gen: Generator, req: GenerationRequest, i: int, honest: dict[str, n
             out["cheats"][name] = _distance(ref, gen.pixels(variant))
     if far:
         out["cheats"]["half_resolution"] = _distance(ref, _half_resolution(gen, req))
+    sent_back = conditioning_pixels(req)
+    if sent_back is not None:  # return_init_image: the conditioning image itself as the answer
+        out["cheats"]["return_init_image"] = _distance(ref, sent_back)
     if i % reduced_every == 0:
         out["cheats"]["reduced_precision"] = _distance(ref, gen.pixels(req, "bfloat16"))
     return out
@@ -204,16 +244,23 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def _check_plan(work: Path, requests: list[GenerationRequest]) -> None:
-    """A work folder serves one plan: resuming it with other models, sizes or counts is refused.
-    Requests are compared by what they ask (`same_ask_key`), not by their ids."""
+    """A work folder serves one plan: resuming it with other models or sizes is refused. Requests
+    are compared by what they ask (`same_ask_key`), not by their ids. A plan of more (or fewer)
+    challenges of the same rows starts with the same requests, so it may extend (or use part of)
+    the folder: a 16-challenge run grows to 24 without generating the first 16 again."""
     from app.validator.records import same_ask_key
 
     plan = json.dumps([r.to_dict() for r in requests], sort_keys=True)
     path = Path(work) / "plan.json"
-    if path.exists() and [same_ask_key(r) for r in json.loads(path.read_text())] != [
-            same_ask_key(r.to_dict()) for r in requests]:
-        raise ValueError(f"the work folder {work} holds another calibration's plan (other models, sizes or "
-                         f"challenges); use a new --work-dir, or delete that one to start over")
+    if path.exists():
+        saved = [same_ask_key(r) for r in json.loads(path.read_text())]
+        now = [same_ask_key(r.to_dict()) for r in requests]
+        common = min(len(saved), len(now))
+        if saved[:common] != now[:common]:
+            raise ValueError(f"the work folder {work} holds another calibration's plan (other models or sizes); "
+                             f"use a new --work-dir, or delete that one to start over")
+        if len(saved) > len(now):
+            return  # a shorter run of the same plan: the folder keeps the longer one
     _write_atomic(path, plan.encode())
 
 
@@ -228,7 +275,8 @@ def threshold_between(honest_max: float, cheat_min: float) -> float:
 def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = print, sizes=SIZES,
               envs: dict[str, dict] = HONEST_ENVS, reduced_every: int = REDUCED_EVERY,
               work: Path | None = None) -> dict:
-    """Measure every model type in `models`; returns the calibration document.
+    """Measure every calibration row in `models` (a model type, or "Model/pipeline" for another of its
+    pipelines, `targets`); returns the calibration document.
 
     reduced_every: the reduced-precision cheat on every such challenge (its cost on a CPU).
     work: a folder kept between runs; each honest output and each challenge's distances are
@@ -242,6 +290,7 @@ def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = 
         if work is not None:
             _write_atomic(Path(work) / "seconds", f"{spent + time.time() - t0:.1f}".encode())
 
+    models = [check_target(m) for m in models]
     gen = Generator(settings)
     plan = {m: challenges(m, n, sizes) for m in models}
     flat = [r for m in models for r in plan[m]]
@@ -250,12 +299,12 @@ def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = 
     honest_outputs = _honest_runs(flat, envs, log, work)
     checkpoint()
     results, index = {}, 0
-    for model in models:
+    for target in models:
         honest: dict[str, list[float]] = {}
         cheats: dict[str, list[float]] = {}
         encoder: dict[str, list[float]] = {}
-        for i, req in enumerate(plan[model]):
-            saved = Path(work) / "measured" / f"{model}-{i}.json" if work is not None else None
+        for i, req in enumerate(plan[target]):
+            saved = Path(work) / "measured" / f"{target.replace('/', '-')}-{i}.json" if work is not None else None
             one = _measure_or_load(gen, req, i, {name: honest_outputs[name][index] for name in envs}, reduced_every,
                                    saved)
             checkpoint()
@@ -263,19 +312,19 @@ def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = 
             for into, values in ((honest, one["honest"]), (cheats, one["cheats"]), (encoder, one["encoder"])):
                 for name, value in values.items():
                     into.setdefault(name, []).append(value)
-        kind = kind_of(gen.engine(model).environment)
-        measured = {"challenges": len(plan[model]), "sizes": list(sizes),
+        kind = kind_of(gen.engine(split_key(target)[0]).environment)
+        measured = {"challenges": len(plan[target]), "sizes": list(sizes),
                     "honest_by_variant": {k: stats(v) for k, v in honest.items()},
                     "cheats": {k: stats(v) for k, v in cheats.items()}}
         if encoder:  # what the verifier's MP4_MAX_MSE must clear (app/verification/pixels.py)
             measured["mp4_fidelity"] = {k: stats(v) for k, v in encoder.items()}
-        results[model] = model_row({"+".join(sizes): measured}, kind)
-        row = results[model]
-        log(f"{model}: {len(plan[model])} challenges | honest max {row['honest']['max']:.2e} "
+        results[target] = model_row({"+".join(sizes): measured}, kind)
+        row = results[target]
+        log(f"{target}: {len(plan[target])} challenges | honest max {row['honest']['max']:.2e} "
             f"p99 {row['honest']['p99']:.2e} | closest cheat {row['closest_cheat']} "
             f"{row['cheats'][row['closest_cheat']]['min']:.2e} | threshold {row['threshold_distance']:.2e} | "
             f"margin x{row['margin']:,.0f}")
-    reference = gen.engine(models[0]).environment
+    reference = gen.engine(split_key(models[0])[0]).environment
     return {"format": 2, "generated_by": "app/testkit/calibration.py", "safety_factor": SAFETY,
             "honest_environments": list(envs), "reference_environment": reference,
             "seconds": round(spent + time.time() - t0), "models": results}

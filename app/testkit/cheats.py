@@ -57,10 +57,27 @@ def as_text_to_image(req: GenerationRequest) -> GenerationRequest:
     return dataclasses.replace(req, pipeline="", init_image=None, strength=None, control=None)
 
 
+def denoising_steps(req: GenerationRequest) -> int:
+    """The steps a request's pipeline runs: img2img runs int(steps x strength) of its schedule (diffusers)."""
+    if req.pipeline == "img2img":
+        return int(req.params.steps * (req.strength if req.strength is not None else 1.0))
+    return req.params.steps
+
+
 def other_strength(req: GenerationRequest) -> GenerationRequest:
-    """A quarter less strength (a quarter more below one half): fewer or more steps run on the init image."""
-    s = req.strength or 0.0
-    return dataclasses.replace(req, strength=round(s - 0.25 if s >= 0.5 else s + 0.25, 4))
+    """Another strength that runs another number of steps on the init image: a quarter fewer (at
+    least one fewer), or one more where it runs a single one. A strength that runs the same number
+    of steps is no cheat: diffusers then runs the very same schedule."""
+    steps, n = req.params.steps, denoising_steps(req)
+    target = min(n - 1, round(n * 0.75)) if n > 1 else min(2, steps)
+    strength = 1.0 if target >= steps else round((target + 0.5) / steps, 4)  # int(steps x strength) == target
+    return dataclasses.replace(req, strength=strength)
+
+
+def runnable(variant: GenerationRequest, req: GenerationRequest) -> bool:
+    """Whether a cheat's request differs from the honest one and runs at least one step: a cheater
+    cannot run none (diffusers refuses), and a variant that runs what was asked is no cheat."""
+    return variant != req and denoising_steps(variant) >= 1
 
 
 def other_control_scale(req: GenerationRequest) -> GenerationRequest:
@@ -121,7 +138,8 @@ class Cheat:
             return b"RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB", spec.media_type.value, None
         if s in CONDITIONED:
             pipeline, change = CONDITIONED[s]
-            return output(run(change(req) if req.pipeline == pipeline else req))
+            variant = change(req) if req.pipeline == pipeline else req
+            return output(run(variant if runnable(variant, req) else req))
         if s == "return_init_image":
             pixels = conditioning_pixels(req)
             return output(run(req)) if pixels is None else made(pixels)
@@ -142,7 +160,8 @@ class Cheat:
             return output(run(dataclasses.replace(req, seed=(req.seed + 7) % 2**32)))
         if s == "reduced_precision":  # the request as asked, on a worker of lower precision
             return output(run(req))
-        return output(run(ALTERED[s](req)))
+        variant = ALTERED[s](req)
+        return output(run(variant if runnable(variant, req) else req))  # where it cannot cut this corner: honest
 
     def claimed_environment(self, actual: dict) -> dict:
         """The environment a cheater's answer claims: a reduced-precision one passes itself off as float32."""

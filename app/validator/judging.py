@@ -83,7 +83,7 @@ def verify_response(v: Validator, response_id: int) -> str | None:
         media_type, artifact_path, challenge_id = response.media_type or "", response.artifact_path, challenge.id
         frames_path = response.frames_path
         threshold = threshold_for(model, v.settings, reference_env=challenge.reproduction_env,
-                                  miner_env=response.environment)
+                                  miner_env=response.environment, pipeline=request.get("pipeline"))
     spec = get_spec(model)
     if spec.is_video and not expected_frames:  # reproduced by a release before lossless frames
         with v.sessions() as s:

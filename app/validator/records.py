@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import (
@@ -48,6 +49,20 @@ def recent_organic_params(session: Session, *, model: str, limit: int = 50) -> l
                                                            Challenge.status != "attempting")
                            .order_by(Challenge.created_at.desc()).limit(limit))
     return [r["params"] for r in rows if isinstance(r, dict) and isinstance(r.get("params"), dict)]
+
+
+def challenge_count(session: Session, *, model: str, kind: str) -> int:
+    """How many challenges of this kind the model type has had (the rounds' pipeline turn)."""
+    return session.scalar(select(func.count()).select_from(Challenge).where(Challenge.model == model,
+                                                                            Challenge.kind == kind)) or 0
+
+
+def recent_reproductions(session: Session, *, model: str, limit: int = 16) -> list[Path]:
+    """The model type's latest reproduced images (conditioning images for new challenges start from them)."""
+    rows = session.scalars(select(Challenge.reproduction_path).where(Challenge.model == model,
+                                                                     Challenge.reproduction_path.is_not(None))
+                           .order_by(Challenge.created_at.desc()).limit(limit))
+    return [Path(p) for p in rows if p]
 
 
 def add_response(session: Session, *, challenge_id: str, miner: MinerState, status: str = "pending") -> Response:

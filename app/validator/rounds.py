@@ -30,6 +30,7 @@ from app.protocol.request import parse_request
 from app.protocol.schemas import MalformedAnswer, parse_answer
 from app.scoring.tiers import TierTable
 from app.validator import records
+from app.validator.conditioning import challenge_conditioning
 from app.validator.context import Validator
 from app.validator.judging import count_outcome
 from app.validator.prompts import challenge_params, challenge_prompt
@@ -156,14 +157,31 @@ def start_round(v: Validator, *, rng: random.Random | None = None, kind: str = "
             if not chosen:
                 continue
             seed = rng.randrange(2**32)
-            configured = {**get_spec(model).default_params(), **settings.challenge_params.get(model, {})}
+            spec = get_spec(model)
+            configured = {**spec.default_params(), **settings.challenge_params.get(model, {})}
             params = challenge_params(configured, records.recent_organic_params(s, model=model), rng)
-            request = parse_request({"model": model, "kind": kind, "seed": seed, "params": params,
-                                     "prompt": challenge_prompt(seed, settings.challenge_service_url)})
+            raw = {"model": model, "kind": kind, "seed": seed, "params": params,
+                   "prompt": challenge_prompt(seed, settings.challenge_service_url)}
+            raw.update(_conditioning(s, spec, params, rng, kind))
+            request = parse_request(raw)
             challenge = records.create_challenge(s, request=request, block=block)
             ids = [records.add_response(s, challenge_id=challenge.id, miner=m).id for m in chosen]
             plans.append(RoundPlan(challenge.id, model, ids))
     return plans
+
+
+def _conditioning(s, spec, params: dict, rng: random.Random, kind: str) -> dict:
+    """The pipeline of a model type's next challenge, in turn through those it serves (each is checked
+    as often as the others, whatever the draw), and its conditioning images, drawn from `rng`
+    (app/validator/conditioning.py): nothing for a text-only one."""
+    if len(spec.pipelines) < 2:
+        return {}
+    pipeline = spec.pipelines[records.challenge_count(s, model=spec.name, kind=kind) % len(spec.pipelines)].value
+    if pipeline == spec.pipeline.value:
+        return {}
+    earlier = records.recent_reproductions(s, model=spec.name)
+    return {"pipeline": pipeline, **challenge_conditioning(pipeline, params["width"], params["height"],
+                                                          spec.control_types, rng, earlier)}
 
 
 # -- query -----------------------------------------------------------------------------

@@ -7,11 +7,14 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.db import session_scope
+from app.generation import artifacts
 from app.models import Challenge, Job, MinerState, Response, TierChange, WeightSet
 from app.models.base import aware
 from app.models.gateway import JOB_STATUSES
+from app.protocol.catalogue import get_spec
 
-__all__ = ["leaderboard", "organic", "gallery", "history", "last_weights", "recent_verdicts", "artifact_name", "find_artifact"]
+__all__ = ["leaderboard", "organic", "gallery", "history", "last_weights", "recent_verdicts", "artifact_name",
+           "find_artifact", "conditioning"]
 
 
 def leaderboard(settings) -> list[dict]:
@@ -42,6 +45,46 @@ def find_artifact(settings, name: str) -> Path | None:
     return None
 
 
+_CONDITIONING_CACHE: dict[str, list[dict]] = {}  # a request's images' digest -> what `conditioning` stored
+
+
+def conditioning(settings, request: dict) -> list[dict]:
+    """An image-conditioned request's inputs as its pipeline saw them, for the gallery and W&B: the init
+    or control image fitted to the request's size, and for canny the edge map made from it. Stored
+    once as validator artifacts (PNG, content-addressed); [] for a text-only or unreadable request."""
+    from app.protocol.conditioning import canny, image_digest, load_image
+    from app.protocol.media import MediaType, encode
+
+    init, control = request.get("init_image"), request.get("control")
+    image = init if isinstance(init, str) else (control or {}).get("image") if isinstance(control, dict) else None
+    params = request.get("params") or {}
+    if not isinstance(image, str) or not isinstance(params, dict):
+        return []
+    key = f"{image_digest(image)}:{params.get('width')}x{params.get('height')}"
+    cached = _CONDITIONING_CACHE.get(key)
+    if cached is not None and all(find_artifact(settings, item["artifact"]) for item in cached):
+        return cached
+    try:
+        fitted = load_image(image, "image", int(params["width"]), int(params["height"]))
+    except (KeyError, TypeError, ValueError):
+        return []
+    if isinstance(init, str):
+        shown = [(fitted, f"init image, strength {request.get('strength')}")]
+    else:
+        kind = control.get("type")
+        shown = [(fitted, f"control image ({kind}, scale {control.get('conditioning_scale', 1.0)})")]
+        if kind == "canny":
+            shown.append((canny(fitted), "canny edges (what the ControlNet sees)"))
+    out = []
+    for pixels, label in shown:
+        path, _ = artifacts.store(settings.validator_artifacts_dir, encode(pixels[None], MediaType.PNG), "png")
+        out.append({"artifact": path.name, "media_type": "image/png", "label": label})
+    if len(_CONDITIONING_CACHE) > 256:
+        _CONDITIONING_CACHE.clear()
+    _CONDITIONING_CACHE[key] = out
+    return out
+
+
 def gallery(settings, limit: int = 12) -> list[dict]:
     """Recent settled challenges (reproduced, no answer still pending): the validator's
     reproduction beside each miner's answer."""
@@ -58,6 +101,8 @@ def gallery(settings, limit: int = 12) -> list[dict]:
             out.append({
                 "challenge": c.id, "model": c.model, "kind": c.kind, "prompt": c.request.get("prompt"),
                 "seed": c.request.get("seed"), "params": c.request.get("params"), "block": c.block,
+                "pipeline": c.request.get("pipeline") or get_spec(c.model).pipeline.value,
+                "conditioning": conditioning(settings, c.request),
                 "reproduction": artifact_name(c.reproduction_path),
                 "media_type": "video/mp4" if (c.reproduction_path or "").endswith(".mp4") else "image/png",
                 "responses": [{

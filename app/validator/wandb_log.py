@@ -1,7 +1,8 @@
 """Weights & Biases logging of samples and scores (optional; works offline).
 
 Enabled with SEEDGRID_WANDB=true (`seedgrid up --wandb`). Each call logs the challenges
-settled since the last call: the reproduction and every miner's answer as wandb.Image or
+settled since the last call: the conditioning image (and the canny map) of an image-conditioned
+one, the reproduction and every miner's answer as wandb.Image or
 wandb.Video (from their files; MP4 needs no extra media packages that way), captioned
 with the verdict, plus the leaderboard as a table. With WANDB_MODE=offline the run is
 written under WANDB_DIR for a later `wandb sync`.
@@ -56,7 +57,9 @@ def log_round(settings) -> int:
         fresh = [c for c in views.gallery(settings, limit=20) if c["challenge"] not in _logged]
         samples: dict[str, list] = {}
         for c in reversed(fresh):
-            items = [_media(settings, c["reproduction"], c["media_type"], f"{c['model']} reproduction: {c['prompt']}")]
+            items = [_media(settings, i["artifact"], i["media_type"], f"{c['model']} {c['pipeline']}: {i['label']}")
+                     for i in c["conditioning"]]
+            items.append(_media(settings, c["reproduction"], c["media_type"], f"{c['model']} reproduction: {c['prompt']}"))
             for r in c["responses"]:
                 items.append(_media(settings, r["artifact"], r["media_type"],
                                     f"uid {r['uid']}: {r['verdict'] or r['status']} {r['reason'] or ''}"[:200]))

@@ -4,14 +4,19 @@ An environment's *kind* is its device kind and dtype ("cpu/float32", "cuda/float
 Two outputs of one environment class are bit-identical, so the exact rung decides;
 otherwise the calibration (`seedgrid calibrate`, bench/calibrate_verification.py) gives
 a threshold per pair of kinds, measured on honest outputs of that pair against every
-cheat. Which one applies:
+cheat. A model type's default pipeline is calibrated under its name ("RealisticVision"), each
+other pipeline on its own ("RealisticVision/img2img", `calibration_key`): an img2img answer
+lands elsewhere than a text-to-image one, and its cheats (another strength) are its own.
+Which one applies:
 1. a setting (SEEDGRID_VERIFICATION_THRESHOLDS) for the model type, when an operator set one;
 2. the calibrated threshold of the pair (the validator's kind, the miner's claimed kind);
 3. a pair the calibration has not measured (a GPU miner against a CPU validator, or no
    environment at all): the strictest threshold calibrated for that model type, logged.
    A miner's claim can therefore only choose among measured thresholds, never loosen one
    beyond what was measured, and an unmeasured pair is judged strictly, never waved through;
-4. a model type with no calibration at all: FALLBACK, logged.
+4. a pipeline the calibration has not measured: the strictest threshold calibrated for any
+   of the model type's pipelines, logged;
+5. a model type with no calibration at all: FALLBACK, logged.
 The calibration file is the committed calibration.json beside this module, or the one
 an operator wrote with `seedgrid calibrate` (SEEDGRID_CALIBRATION_FILE).
 """
@@ -50,6 +55,22 @@ def kind_of(environment: dict | None) -> str | None:
     return f"{device.split(':')[0]}/{dtype}"
 
 
+def calibration_key(model: str, pipeline: str | None = None) -> str:
+    """The calibration row of a model type's pipeline: its name for the default pipeline, else "Model/pipeline"."""
+    from app.protocol.catalogue import CATALOGUE
+
+    spec = CATALOGUE.get(model)
+    if not pipeline or spec is None or pipeline == spec.pipeline.value:
+        return model
+    return f"{model}/{pipeline}"
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    """(model, pipeline) of a calibration row's key; None for the model type's default pipeline."""
+    model, _, pipeline = key.partition("/")
+    return model, pipeline or None
+
+
 def pair_key(a: str, b: str) -> str:
     return "~".join(sorted((a, b)))
 
@@ -82,20 +103,29 @@ def _warn_once(message: str) -> None:
 
 
 def threshold_for(model: str, settings=None, reference_env: dict | None = None,
-                  miner_env: dict | None = None) -> Threshold:
+                  miner_env: dict | None = None, pipeline: str | None = None) -> Threshold:
     if settings is not None and model in settings.verification_thresholds:
         return Threshold(float(settings.verification_thresholds[model]), "operator setting")
-    pairs = load(calibration_path(settings)).get(model)
+    calibrated = load(calibration_path(settings))
+    row = calibration_key(model, pipeline)
+    pairs = calibrated.get(row)
+    if not pairs and row != model:
+        rows = [p for k, p in calibrated.items() if split_key(k)[0] == model and p]
+        if rows:
+            strictest = max(rows, key=lambda p: max(p.values()))
+            _warn_once(f"{row} has no calibration; judging it at the strictest threshold calibrated for {model}'s "
+                       f"pipelines (run `seedgrid calibrate --models {row}` on the validator's hardware)")
+            return Threshold(max(strictest.values()), f"uncalibrated pipeline, strictest of {model}")
     if not pairs:
-        _warn_once(f"{model} has no calibration; judging it at the fallback threshold {FALLBACK} "
-                   "(run `seedgrid calibrate --models {model}` on the validator's hardware)")
+        _warn_once(f"{row} has no calibration; judging it at the fallback threshold {FALLBACK} "
+                   f"(run `seedgrid calibrate --models {row}` on the validator's hardware)")
         return Threshold(FALLBACK, "fallback: not calibrated")
     ours, theirs = kind_of(reference_env), kind_of(miner_env)
     if ours and theirs and pair_key(ours, theirs) in pairs:
         key = pair_key(ours, theirs)
         return Threshold(pairs[key], f"calibrated {key}")
     strictest = max(pairs, key=pairs.get)
-    _warn_once(f"{model}: no calibration for environments {ours or 'unknown'} against {theirs or 'unknown'}; "
+    _warn_once(f"{row}: no calibration for environments {ours or 'unknown'} against {theirs or 'unknown'}; "
                f"judging at the strictest calibrated threshold ({strictest}). Calibrate that pair with "
                "`seedgrid calibrate` to judge such miners on measured ground.")
     return Threshold(pairs[strictest], f"uncalibrated pair, strictest ({strictest})")

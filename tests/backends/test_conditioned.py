@@ -1,6 +1,6 @@
 """Image-conditioned generation in the engine (issue 11): img2img for SD1.5 and SDXL, and ControlNet (canny,
-depth, normal) for SD1.5, made from the loaded text-to-image pipeline. The catalogue lists these pipelines once their verification is calibrated, so the
-requests here are the parsed text-to-image ones with their pipeline fields set."""
+depth, normal) for SD1.5, made from the loaded text-to-image pipeline. The requests here are small parsed
+text-to-image ones with their pipeline fields set (their conditioning image another seed's output)."""
 
 import base64
 import dataclasses
@@ -137,7 +137,7 @@ def test_every_conditioned_cheat_is_far_from_the_honest_answer(settings, tmp_pat
         return {"artifact_path": str(path)}
 
     honest = engine.generate(req)
-    threshold = threshold_for("RealisticVision").similarity
+    threshold = threshold_for("RealisticVision", pipeline=pipeline).similarity
 
     def judged(data):
         return verify(data=data, media_type="image/png", expected_pixels=honest.pixels,

@@ -23,6 +23,7 @@ from app.protocol.request import parse_request
 from app.validator import records, rounds
 
 from ..conftest import ROOT, free_port
+from ..helpers.small_requests import noise_image
 
 pytestmark = pytest.mark.slow
 
@@ -223,6 +224,13 @@ def test_limits_and_bad_input_are_named_4xx(grid):
     with api(grid) as c:
         mine = c.post("/v1/jobs", json=body).json()
         assert c.post("/v1/jobs", content=b"x" * 70_000, headers={"Content-Type": "application/json"}).status_code == 413
+        long = c.post("/v1/jobs", json={**body, "prompt": "x" * 70_000})
+        assert long.status_code == 413 and "a txt2img request's body is at most" in long.json()["detail"], long.text
+        conditioned = c.post("/v1/jobs", json={**body, "pipeline": "img2img", "init_image": noise_image()})
+        assert conditioned.status_code == 202, "an image-carrying job may be larger than a text-only one"
+        shown = conditioned.json()["request"]["init_image"]
+        assert shown.startswith("sha256:") and len(shown) < 100, "a job's view never echoes its image"
+        c.delete(f"/v1/jobs/{conditioned.json()['id']}")
         assert c.post("/v1/jobs", content=b"model=x", headers={"Content-Type": "text/plain"}).status_code == 415
         cases = [({**body, "model": "Nope"}, "model"), ({**body, "params": {"scheduler": ["a"]}}, "params.scheduler"),
                  ({**body, "seed": "x"}, "seed"), ({**body, "prompt": 5}, "prompt"), ({**body, "kind": "challenge"},

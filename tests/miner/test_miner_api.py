@@ -17,7 +17,7 @@ from app.protocol.client import MinerClient, MinerError
 
 from ..conftest import free_port
 from ..helpers.commands import in_process_hash
-from ..helpers.small_requests import small_request
+from ..helpers.small_requests import noise_image, small_request
 
 pytestmark = pytest.mark.slow
 
@@ -124,6 +124,20 @@ def test_oversized_body_is_413(net):
     body = json.dumps({**small_request("RealisticVision"), "prompt": "x" * 70_000}).encode()
     resp = raw_post(net, body, signed(net, "big", body))
     assert resp.status_code == 413
+    assert "a txt2img request's body is at most 65,536 bytes" in resp.json()["detail"], resp.text
+    assert "only controlnet, img2img requests carry an image" in resp.json()["detail"]
+
+
+def test_the_body_cap_is_per_pipeline_and_an_image_request_is_served_by_the_gpu_worker(settings, net):
+    raw = {**small_request("RealisticVision", seed=5), "pipeline": "img2img", "init_image": noise_image(),
+           "strength": 0.75}
+    assert len(json.dumps(raw)) > 200_000, "past the text-only cap"
+    out = client(net, "big").generate(net["url"], net["miner"], raw)
+    assert out["pixel_sha256"] == in_process_hash(settings, raw), "reproduced in another process"
+    info = client(net, "small").info(net["url"], net["miner"])
+    assert info["pipelines"] == ["txt2img", "img2img", "controlnet"]
+    assert info["body_caps"]["txt2img"] == 65_536 and info["body_caps"]["img2img"] > 8 * 1024 * 1024
+    assert info["max_body_bytes"] == info["body_caps"]["img2img"]
 
 
 def test_info_publishes_the_quota_split(net):

@@ -120,16 +120,20 @@ def test_a_default_pipeline_request_keeps_its_earlier_wire_form():
     assert video.pipeline == "txt2vid" and "pipeline" not in video.to_dict()
 
 
-@pytest.mark.parametrize("change, field, words", [
-    ({"pipeline": "img2img"}, "pipeline", "RealisticVision serves txt2img"),
-    ({"pipeline": ["txt2img"]}, "pipeline", "got 'list'"),
-    ({"init_image": b64(picture())}, "init_image", "applies to the img2img pipeline only"),
-    ({"strength": 0.5}, "strength", "applies to the img2img pipeline only"),
-    ({"control": {"type": "canny"}}, "control", "applies to the controlnet pipeline only"),
+@pytest.mark.parametrize("model, change, field, words", [
+    ("TextToVideo", {"pipeline": "img2img"}, "pipeline", "TextToVideo serves txt2vid"),
+    ("AnimeV3", {"pipeline": "controlnet"}, "pipeline", "AnimeV3 serves txt2img, img2img"),
+    ("RealisticVision", {"pipeline": "inpaint"}, "pipeline", "RealisticVision serves txt2img, img2img, controlnet"),
+    ("RealisticVision", {"pipeline": ["txt2img"]}, "pipeline", "got 'list'"),
+    ("RealisticVision", {"init_image": b64(picture())}, "init_image", "applies to the img2img pipeline only"),
+    ("RealisticVision", {"strength": 0.5}, "strength", "applies to the img2img pipeline only"),
+    ("RealisticVision", {"control": {"type": "canny"}}, "control", "applies to the controlnet pipeline only"),
+    ("RealisticVision", {"pipeline": "img2img", "control": {"type": "canny"}}, "control",
+     "applies to the controlnet pipeline only"),
 ])
-def test_pipeline_fields_a_model_does_not_serve_are_named(change, field, words):
+def test_pipeline_fields_a_model_does_not_serve_are_named(model, change, field, words):
     with pytest.raises(InvalidRequest) as err:
-        parse_request({"model": "RealisticVision", "prompt": "a cat", "seed": 1, **change})
+        parse_request({"model": model, "prompt": "a cat", "seed": 1, **change})
     assert err.value.field == field and words in err.value.message, err.value.message
 
 

@@ -59,3 +59,23 @@ def test_depth_and_normal_maps_have_their_shape():
     assert normal.shape == (64, 96, 3) and normal[..., 2].min() > 127, "normals face the viewer"
     assert base64.b64decode(challenge_conditioning("controlnet", 96, 64, ("normal",), random.Random(3))
                             ["control"]["image"])
+
+
+def test_the_gallery_shows_what_the_pipeline_saw_stored_once(settings):
+    from app.protocol.conditioning import without_images
+    from app.validator.views import conditioning as shown, find_artifact
+
+    params = {"width": 96, "height": 64}
+    canny = {"model": "RealisticVision", "params": params, "pipeline": "controlnet",
+             **challenge_conditioning("controlnet", 96, 64, ("canny",), random.Random(1))}
+    items = shown(settings, canny)
+    assert [i["label"].split(" (")[0] for i in items] == ["control image", "canny edges"]
+    edges = Image.open(find_artifact(settings, items[1]["artifact"]))
+    assert edges.size == (96, 64) and set(np.unique(np.asarray(edges))) <= {0, 255}, "white edges on black"
+    assert shown(settings, canny) == items, "the same request: the same artifacts"
+    img2img = {"params": params, **challenge_conditioning("img2img", 96, 64, CONTROLS, random.Random(2))}
+    [item] = shown(settings, img2img)
+    assert item["label"].startswith("init image, strength") and find_artifact(settings, item["artifact"])
+    assert shown(settings, {"params": params}) == [] and shown(settings, {"params": params, "init_image": "@@"}) == []
+    digest = without_images(img2img)["init_image"]
+    assert digest.startswith("sha256:") and digest.endswith("bytes)") and len(digest) < 100

@@ -87,6 +87,35 @@ def test_a_round_reads_the_chain_once_and_takes_quota_per_chosen_miner(v):
     assert rounds.start_round(v, rng=random.Random(9), models=["RealisticVision"]) == []
 
 
+def test_rounds_take_each_model_types_pipelines_in_turn_with_the_validators_own_images(v, tmp_path):
+    from PIL import Image
+
+    from app.protocol.request import parse_request
+
+    add_miners(v, 1, quota=40)
+    add_miners(v, 1, model="TextToVideo", quota=40)
+    earlier = tmp_path / "earlier.png"
+    Image.new("RGB", (600, 600), (200, 40, 40)).save(earlier)
+    with v.sessions() as s:  # an earlier reproduction a new conditioning image may start from
+        s.add(Challenge(id="old", model="RealisticVision", kind="challenge", request={}, block=1,
+                        reproduction_path=str(earlier)))
+    rng, seen, images = random.Random(3), {}, set()
+    for _ in range(12):
+        for plan in rounds.start_round(v, rng=rng):
+            with v.sessions() as s:
+                request = s.get(Challenge, plan.challenge_id).request
+            req = parse_request(request)  # what the validator stored is a valid request
+            seen.setdefault(plan.model, []).append(req.pipeline)
+            image = req.init_image or (req.control.image if req.control else None)
+            if image:
+                assert image not in images, "a conditioning image is never sent twice"
+                images.add(image)
+    assert {m: sorted(set(p)) for m, p in seen.items()} == {
+        "RealisticVision": ["controlnet", "img2img", "txt2img"], "TextToVideo": ["txt2vid"]}
+    assert [seen["RealisticVision"].count(p) for p in ("txt2img", "img2img", "controlnet")] == [4, 4, 4], \
+        "in turn: each pipeline as often as the others"
+
+
 @pytest.fixture
 def hostile_server():
     port = free_port()

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from app.chain.local import LocalChain
 from app.chain.wallets import create_wallet
 from app.db import session_scope
-from app.models import Epoch, MinerState, Outcome, Response, TierChange
+from app.models import Challenge, Epoch, MinerState, Outcome, Response, TierChange
+from app.protocol.catalogue import get_spec
 
 from ..conftest import free_port
 
@@ -28,6 +29,11 @@ NETUID = 2
 BLOCK_TIME = 0.1  # 360 blocks in 36 s
 CHEATS = ("wrong_seed", "fewer_steps", "one_step_fewer", "other_scheduler", "no_cfg", "low_guidance",
           "half_resolution", "other_checkpoint", "reduced_precision", "blank", "error_text", "replay", "copy")
+# Cheats on image-conditioned challenges (issue 11): each cuts its corner on the pipelines named here
+# and answers every other challenge honestly, as a miner that cheats where it can would.
+CONDITIONED_CHEATS = {"ignore_init_image": {"img2img"}, "other_strength": {"img2img"},
+                      "ignore_control": {"controlnet"}, "other_control_scale": {"controlnet"},
+                      "return_init_image": {"img2img", "controlnet"}}
 # Honest miners: name -> (model type, GPU worker). Workers: the shared one (1 thread, the
 # validator's class), and others in classes of their own, each on its own broker.
 WORKERS = {"shared": {}, "threads2": {"SEEDGRID_THREADS": "2"}, "avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
@@ -91,7 +97,7 @@ def _start(settings, database, module_processes, redis_url, env):
     chain = LocalChain(database, NETUID)
     chain.init(block_time=BLOCK_TIME)
     keys = {}
-    for name in ("validator", *HONEST, *CHEATS):
+    for name in ("validator", *HONEST, *CHEATS, *CONDITIONED_CHEATS):
         w, _ = create_wallet(settings.wallets_dir, "net", name)
         keys[name] = w.hotkey.ss58_address
         chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
@@ -105,10 +111,10 @@ def _start(settings, database, module_processes, redis_url, env):
         module_processes("--model", ",".join(models), "--name", f"gpu-{w}", env=worker_env[w], worker=True)
     servers = []
     miners = {**HONEST, **{c: ("DreamShaper", "bf16") if c == "reduced_precision" else ("RealisticVision", "shared")
-                           for c in CHEATS}}
+                           for c in (*CHEATS, *CONDITIONED_CHEATS)}}
     for name, (model, w) in miners.items():
         port = free_port()
-        extra = ["--cheat", name] if name in CHEATS else []
+        extra = ["--cheat", name] if name in CHEATS or name in CONDITIONED_CHEATS else []
         servers.append((module_processes("miner", "serve", "--model", model, "--wallet", "net", "--hotkey", name,
                                          "--port", str(port), *extra, env=worker_env[w]), port))
     for proc, port in servers:
@@ -143,6 +149,13 @@ def responses_of(network, name):
         return list(s.scalars(select(Response).where(Response.hotkey == network["keys"][name])))
 
 
+def pipelines_of(network, responses) -> dict[int, str]:
+    """response id -> the pipeline its challenge asked for."""
+    with session_scope(network["url"]) as s:
+        return {r.id: s.get(Challenge, r.challenge_id).request.get("pipeline") or get_spec(
+            s.get(Challenge, r.challenge_id).model).pipeline.value for r in responses}
+
+
 def test_every_honest_response_is_verified(network):
     """Zero honest failures, in every environment class, for every model type, over three epochs."""
     paths = {}
@@ -152,6 +165,8 @@ def test_every_honest_response_is_verified(network):
         assert all(r.verdict_rung in ("exact", "tolerant") for r in judged), \
             [(r.verdict_rung, r.verdict_reason) for r in judged if r.verdict_rung == "failed"]
         paths[name] = {r.verdict_rung for r in judged}
+        served = {p.value for p in get_spec(model).pipelines}  # img2img and ControlNet verified too
+        assert set(pipelines_of(network, judged).values()) == served, (name, pipelines_of(network, judged))
         if worker == "shared":  # the validator's own class: bit-identical
             assert paths[name] == {"exact"}, (name, paths[name])
     other_class = {p for name, (_, worker) in HONEST.items() if worker != "shared" for p in paths[name]}
@@ -172,6 +187,19 @@ def test_every_cheat_fails(network, cheat):
         verified = s.scalar(select(func.count()).select_from(Outcome).where(
             Outcome.hotkey == network["keys"][cheat], Outcome.verified.is_(True)))
     assert verified == 0
+
+
+@pytest.mark.parametrize("cheat", CONDITIONED_CHEATS)
+def test_every_conditioned_cheat_fails_where_it_cheats_and_gains_less_than_honesty(network, cheat):
+    rs = [r for r in responses_of(network, cheat) if r.verdict_rung]
+    pipeline = pipelines_of(network, rs)
+    cheated = [r for r in rs if pipeline[r.id] in CONDITIONED_CHEATS[cheat]]
+    assert cheated, f"{cheat} never met a challenge of {CONDITIONED_CHEATS[cheat]}"
+    assert all(r.verdict_rung == "failed" for r in cheated), [(r.verdict_rung, r.verdict_reason) for r in cheated]
+    assert all(r.verdict_rung in ("exact", "tolerant") for r in rs if r not in cheated), "honest elsewhere"
+    with session_scope(network["url"]) as s:
+        me, honest = (s.get(MinerState, network["keys"][n]) for n in (cheat, "honest_image"))
+        assert me.tier == "Bronze" and me.score < honest.score, (me.tier, me.score, honest.score)
 
 
 def test_tiers_rolled_over_exactly_once_per_epoch(network):
@@ -231,6 +259,12 @@ def test_dashboard_json_endpoints(network, dashboard):
     art = httpx.get(f"{dashboard}/artifacts/{first['reproduction']}")
     assert art.status_code == 200 and art.headers["content-type"] == first["media_type"]
     assert httpx.get(dashboard + "/artifacts/..%2F..%2Fetc%2Fpasswd").status_code in (400, 404)
+    conditioned = [g for g in gallery if g["pipeline"] in ("img2img", "controlnet")]
+    assert conditioned and all(g["conditioning"] for g in conditioned), "conditioning images beside the answers"
+    shown = conditioned[0]["conditioning"][0]
+    assert httpx.get(f"{dashboard}/artifacts/{shown['artifact']}").headers["content-type"] == "image/png"
+    assert any(i["label"].startswith("canny edges") for g in conditioned for i in g["conditioning"]) or not any(
+        (g["conditioning"][0]["label"]).startswith("control image (canny") for g in conditioned)
     assert httpx.get(dashboard + "/api/history").json() and httpx.get(dashboard + "/api/weights").json()["weights"]
 
 

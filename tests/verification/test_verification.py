@@ -112,17 +112,18 @@ def test_similarity_compares_frames_and_shapes():
 
 
 def test_the_committed_calibration_separates_what_it_recorded():
-    """Per model type: the honest maximum sits below the threshold, every cheat's minimum above
+    """Per model type and pipeline: the honest maximum sits below the threshold, every cheat's minimum above
     it, the closest cheat and the margin agree with what is recorded, and the margin is x10 at
     least: a hand edit or a stale file fails here. The file must be format 2
     (app/testkit/calibration.py): distributions over 24 challenges per type at least."""
     from app.backends.registry import SERVED_MODELS
-    from app.testkit.cheats import ALTERED, sibling
+    from app.testkit.calibration import targets
+    from app.testkit.cheats import ALTERED, CONDITIONED, sibling
     from app.verification.pixels import MP4_MAX_MSE
-    from app.verification.thresholds import CALIBRATION, load, pair_key
+    from app.verification.thresholds import CALIBRATION, load, pair_key, split_key
 
     doc = json.loads(CALIBRATION.read_text())
-    assert set(doc["models"]) == set(SERVED_MODELS)
+    assert set(doc["models"]) == set(targets(SERVED_MODELS)), "every served pipeline of every served type"
     assert doc.get("format") == 2, "the committed calibration predates the measurement over many challenges"
     for model, m in doc["models"].items():
         distance = 1 - m["threshold"]
@@ -142,7 +143,10 @@ def test_the_committed_calibration_separates_what_it_recorded():
         assert honest_max < distance < min(cheats.values()) == cheats[m["closest_cheat"]], model
         assert abs(m["margin"] - min(cheats.values()) / max(honest_max, 1e-12)) <= 1e-6 * m["margin"], model
         assert m["margin"] >= 10, f"{model}: margin x{m['margin']:.1f} is below the x10 the verifier needs"
-        expected = {n for n in ALTERED if n != "other_checkpoint" or sibling(model)}
+        name, pipeline = split_key(model)
+        expected = {n for n in ALTERED if n != "other_checkpoint" or sibling(name)}
+        if pipeline:  # its own cheats, and the conditioning image sent back
+            expected |= {n for n, (p, _) in CONDITIONED.items() if p == pipeline} | {"return_init_image"}
         assert expected <= set(cheats), f"{model}: not calibrated against {expected - set(cheats)}"
         assert load(CALIBRATION)[model][pair_key("cpu/float32", "cpu/float32")] == m["threshold"], model
 
@@ -196,6 +200,43 @@ def test_a_calibrated_pair_gets_its_own_threshold_and_an_unknown_pair_the_strict
     assert threshold_for("RealisticVision", with_setting, cpu, gpu).basis == "operator setting"
 
 
+def test_each_pipeline_is_judged_by_its_own_row_and_an_uncalibrated_one_by_the_strictest(settings, tmp_path, caplog):
+    from app.verification.thresholds import calibration_key, threshold_for
+
+    pair = "cpu/float32~cpu/float32"
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"format": 2, "models": {
+        "RealisticVision": {"pairs": {pair: {"threshold": 0.9999}}},
+        "RealisticVision/img2img": {"pairs": {pair: {"threshold": 0.99999}}}}}))
+    s = settings.model_copy(update={"calibration_file": path})
+    cpu = {"device": "cpu", "dtype": "float32"}
+    assert calibration_key("RealisticVision", "txt2img") == calibration_key("RealisticVision") == "RealisticVision"
+    assert calibration_key("RealisticVision", "img2img") == "RealisticVision/img2img"
+    assert threshold_for("RealisticVision", s, cpu, cpu, pipeline="txt2img").similarity == 0.9999
+    assert threshold_for("RealisticVision", s, cpu, cpu, pipeline="img2img").similarity == 0.99999
+    uncalibrated = threshold_for("RealisticVision", s, cpu, cpu, pipeline="controlnet")
+    assert uncalibrated.similarity == 0.99999 and "uncalibrated pipeline" in uncalibrated.basis
+    assert "RealisticVision/controlnet has no calibration" in caplog.text
+    assert threshold_for("DreamShaper", s, cpu, cpu, pipeline="img2img").basis == "fallback: not calibrated"
+
+
+def test_calibration_rows_are_checked_and_conditioned_challenges_carry_their_images():
+    from app.testkit.calibration import challenges, check_target, targets
+
+    assert targets(["RealisticVision", "AnimeV3", "TextToVideo"]) == [
+        "RealisticVision", "RealisticVision/img2img", "RealisticVision/controlnet", "AnimeV3", "AnimeV3/img2img",
+        "TextToVideo"]
+    assert check_target("RealisticVision/txt2img") == "RealisticVision"
+    for bad, words in (("Nope", "no model type 'Nope'"), ("AnimeV3/controlnet", "AnimeV3 serves txt2img, img2img")):
+        with pytest.raises(ValueError, match=words):
+            check_target(bad)
+    drawn = challenges("DreamShaper/controlnet", 6)
+    assert [r.control.type for r in drawn] == ["canny", "canny", "depth", "depth", "normal", "normal"]
+    assert max(r.params.steps for r in drawn[::2]) < min(r.params.steps for r in drawn[1::2]), "both size classes"
+    assert challenges("DreamShaper/controlnet", 6) == drawn, "the plan is reproducible"
+    assert all(r.init_image and 0 < r.strength <= 1 for r in challenges("AnimeV3/img2img", 2))
+
+
 def test_pairs_measured_elsewhere_get_a_threshold_only_when_they_separate(tmp_path):
     from app.testkit.calibration import add_pairs
     from app.verification.thresholds import load
@@ -241,5 +282,11 @@ def test_a_calibration_resumes_from_its_work_folder(tmp_path):
     saved.write_text(json.dumps({"honest": {"threads=1": 1e-7}, "cheats": {"no_cfg": 0.2}, "encoder": {}}))
     assert _measure_or_load(None, plan[0], 0, {}, 8, saved)["cheats"] == {"no_cfg": 0.2}, "read, not measured"
     _check_plan(tmp_path, challenges("TextToVideo", 1, sizes=("local",)))  # a rerun draws the same plan again
-    with pytest.raises(ValueError, match="another calibration's plan"):
-        _check_plan(tmp_path, challenges("TextToVideo", 2, sizes=("local",)))
+    for other in (challenges("TextToVideo", 1, sizes=("default",)), challenges("RealisticVision", 1, sizes=("local",))):
+        with pytest.raises(ValueError, match="another calibration's plan"):
+            _check_plan(tmp_path, other)
+    longer = challenges("TextToVideo", 3, sizes=("local",))
+    assert longer[0].to_dict() | {"request_id": ""} == plan[0].to_dict() | {"request_id": ""}, "the same first one"
+    _check_plan(tmp_path, longer)  # more challenges of the same plan extend the folder
+    _check_plan(tmp_path, plan)  # and a shorter run may use part of it
+    assert len(json.loads((tmp_path / "plan.json").read_text())) == 3, "the folder keeps the longer plan"
