@@ -60,6 +60,12 @@ from app.verification.fingerprint import similarity
 from app.verification.thresholds import calibration_key, kind_of, pair_key, split_key
 
 SAFETY = 10.0  # the threshold sits SAFETY x above the honest maximum
+# Cheats that compute what was asked, only less exactly (bfloat16 claimed as float32): where
+# honest drift reaches one (img2img on smooth pictures, a few steps), no threshold separates it
+# and its answer differs from the honest one by rounding. Such a row records it as
+# `inseparable` and sets its threshold against the other cheats; any other cheat reaching
+# honest drift leaves the row without a valid threshold (the test of the committed file fails).
+NEAR_HONEST = ("reduced_precision",)
 HONEST_ENVS = {"threads=1": {"SEEDGRID_THREADS": "1"},
                "isa=avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
                "isa=default": {"ATEN_CPU_CAPABILITY": "default"}}
@@ -117,7 +123,7 @@ def challenges(target: str, n: int, sizes=SIZES, seed: int = 7) -> list[Generati
             types = spec.control_types
             controls = (types[i // len(sizes) % len(types)],) if types else ()  # each type at every size
             raw.update(pipeline=pipeline, **challenge_conditioning(pipeline, params["width"], params["height"],
-                                                                   controls, rng))
+                                                                   controls, rng, steps=params["steps"]))
         out.append(parse_request(raw))
     return out
 
@@ -213,7 +219,9 @@ def _measure(gen: Generator, req: GenerationRequest, i: int, honest: dict[str, n
         out["encoder"] = encoder_fidelity(ref, req.params.fps or 8)
     for name, variant in cheat_requests(req).items():
         if far or name not in FAR:
-            out["cheats"][name] = _distance(ref, gen.pixels(variant))
+            pixels = gen.pixels(variant)
+            if not np.array_equal(pixels, ref):  # the very same pixels (one step fewer running the same
+                out["cheats"][name] = _distance(ref, pixels)  # schedule) are this request's honest answer
     if far:
         out["cheats"]["half_resolution"] = _distance(ref, _half_resolution(gen, req))
     sent_back = conditioning_pixels(req)
@@ -351,8 +359,12 @@ def model_row(by_size: dict[str, dict], kind: str) -> dict:
     honest_by_variant = _combined(classes, "honest_by_variant")
     cheats = _combined(classes, "cheats")
     honest = combine(list(honest_by_variant.values()))
-    closest = min(cheats, key=lambda k: cheats[k]["min"])
-    h, c = honest["max"], cheats[closest]["min"]
+    h = honest["max"]
+    # a near-honest cheat that honest drift reaches is recorded, not judged: no threshold can tell it apart
+    inseparable = sorted(k for k in NEAR_HONEST if k in cheats and cheats[k]["min"] <= h)
+    judged = {k: v for k, v in cheats.items() if k not in inseparable}
+    closest = min(judged, key=lambda k: judged[k]["min"])
+    c = judged[closest]["min"]
     distance = threshold_between(h, c)
     row = {
         "challenges": sum(m["challenges"] for m in classes), "sizes": sorted({s for m in classes for s in m["sizes"]}),
@@ -361,6 +373,8 @@ def model_row(by_size: dict[str, dict], kind: str) -> dict:
         "pairs": {pair_key(kind, kind): {"threshold": 1.0 - distance, "honest_variants": sorted(honest_by_variant)}},
         "by_size": by_size,
     }
+    if inseparable:
+        row["inseparable"] = inseparable
     low = cheats.get("reduced_precision")
     if low:  # the same bfloat16 outputs, honestly claimed, are the honest side of the bfloat16 pair
         row["pairs"].update(_pair(pair_key(kind, f"{kind.split('/')[0]}/bfloat16"), low,
@@ -405,7 +419,8 @@ def add_pairs(doc: dict, measured: dict) -> list[str]:
                 continue  # the pair this calibration measured itself
             # reduced precision cheats only a pair that claims float32 on both sides
             full = all(kind.endswith("/float32") for kind in pair.split("~"))
-            cheats = {k: v for k, v in row["cheats"].items() if full or k != "reduced_precision"}
+            cheats = {k: v for k, v in row["cheats"].items()
+                      if (full or k != "reduced_precision") and k not in row.get("inseparable", ())}
             cheat_min = min(v["min"] for v in cheats.values())
             entry = _pair(pair, stats(m["distances"]), cheats)[pair]
             entry["measured_on"] = m.get("environment", {}).get("device_name")

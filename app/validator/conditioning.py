@@ -27,6 +27,11 @@ import numpy as np
 STRENGTHS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.9)
 CONTROL_SCALES = (0.6, 0.8, 1.0, 1.0, 1.2)
 GUIDANCE_ENDS = (0.6, 0.8, 1.0, 1.0)
+# An img2img challenge runs at least two denoising steps: a single step at the end of the schedule
+# barely moves the init image, so a cheat there (lower guidance, one step fewer, which can run the
+# very same step) lands within honest drift and the challenge checks little (the calibration measured
+# one step fewer at 0 and lowered guidance at 4.8e-5 against honest drift of 3.2e-5).
+MIN_IMG2IMG_STEPS = 2
 FORMATS = ("PNG", "JPEG", "WEBP")
 
 
@@ -91,11 +96,16 @@ def encoded(picture: np.ndarray, rng: random.Random) -> str:
 
 
 def challenge_conditioning(pipeline: str, width: int, height: int, control_types: Sequence[str],
-                           rng: random.Random, earlier: Sequence[Path] = ()) -> dict:
-    """The image-conditioned fields of a challenge of `pipeline` at this size: none for a text-only one."""
+                           rng: random.Random, earlier: Sequence[Path] = (), steps: int | None = None) -> dict:
+    """The image-conditioned fields of a challenge of `pipeline` at this size: none for a text-only one.
+    With `steps`, an img2img strength that would run fewer than MIN_IMG2IMG_STEPS denoising steps
+    becomes the least that runs them (all the steps when there are fewer)."""
     if pipeline == "img2img":
-        return {"init_image": encoded(source_picture(width, height, rng, earlier), rng),
-                "strength": rng.choice(STRENGTHS)}
+        init, strength = encoded(source_picture(width, height, rng, earlier), rng), rng.choice(STRENGTHS)
+        if steps is not None and int(steps * strength) < min(MIN_IMG2IMG_STEPS, steps):
+            strength = min((s for s in (*STRENGTHS, 1.0) if int(steps * s) >= min(MIN_IMG2IMG_STEPS, steps)),
+                           default=1.0)
+        return {"init_image": init, "strength": strength}
     if pipeline == "controlnet":
         kind = rng.choice(list(control_types))
         picture = source_picture(width, height, rng, earlier)

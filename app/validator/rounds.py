@@ -181,7 +181,7 @@ def _conditioning(s, spec, params: dict, rng: random.Random, kind: str) -> dict:
         return {}
     earlier = records.recent_reproductions(s, model=spec.name)
     return {"pipeline": pipeline, **challenge_conditioning(pipeline, params["width"], params["height"],
-                                                          spec.control_types, rng, earlier)}
+                                                          spec.control_types, rng, earlier, params["steps"])}
 
 
 # -- query -----------------------------------------------------------------------------

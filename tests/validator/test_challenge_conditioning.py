@@ -79,3 +79,19 @@ def test_the_gallery_shows_what_the_pipeline_saw_stored_once(settings):
     assert shown(settings, {"params": params}) == [] and shown(settings, {"params": params, "init_image": "@@"}) == []
     digest = without_images(img2img)["init_image"]
     assert digest.startswith("sha256:") and digest.endswith("bytes)") and len(digest) < 100
+
+
+def test_an_img2img_challenge_runs_two_denoising_steps_at_least():
+    for seed in range(8):
+        fields = challenge_conditioning("img2img", 96, 64, CONTROLS, random.Random(seed), steps=1)
+        assert fields["strength"] == 1.0
+        parse_conditioning(fields, "img2img", GenerationParams(steps=1, guidance=7.0, width=96, height=64,
+                                                               scheduler="euler"))
+    two = {challenge_conditioning("img2img", 96, 64, CONTROLS, random.Random(s), steps=2)["strength"] for s in range(20)}
+    assert two == {1.0}, "two steps: both run"
+    three = {challenge_conditioning("img2img", 96, 64, CONTROLS, random.Random(s), steps=3)["strength"]
+             for s in range(30)}
+    assert min(three) == 0.7 and len(three) > 1 and all(int(3 * s) >= 2 for s in three), "at least two steps run"
+    many = {challenge_conditioning("img2img", 96, 64, CONTROLS, random.Random(s), steps=30)["strength"]
+            for s in range(30)}
+    assert min(many) == 0.5, "with steps enough, the drawn strengths stand"

@@ -129,6 +129,9 @@ def test_the_committed_calibration_separates_what_it_recorded():
         distance = 1 - m["threshold"]
         honest_max = max(v["max"] for v in m["honest_by_variant"].values())
         cheats = {k: v["min"] for k, v in m["cheats"].items()}
+        assert set(m.get("inseparable", [])) <= {"reduced_precision"}, f"{model}: a cheat honest drift reaches"
+        for name in m.get("inseparable", []):  # recorded, not judged: honest drift reaches it
+            assert cheats.pop(name) <= honest_max, (model, name)
         assert abs(m["threshold_distance"] - distance) < 1e-12, model
         assert m["challenges"] >= 24 and m["honest"]["n"] >= 24 * len(m["honest_by_variant"]), model
         if "mp4_fidelity" in m:  # video: the MP4 must show its frames, with room for other x264 builds
@@ -147,8 +150,22 @@ def test_the_committed_calibration_separates_what_it_recorded():
         expected = {n for n in ALTERED if n != "other_checkpoint" or sibling(name)}
         if pipeline:  # its own cheats, and the conditioning image sent back
             expected |= {n for n, (p, _) in CONDITIONED.items() if p == pipeline} | {"return_init_image"}
-        assert expected <= set(cheats), f"{model}: not calibrated against {expected - set(cheats)}"
+        assert expected <= set(m["cheats"]), f"{model}: not calibrated against {expected - set(m['cheats'])}"
         assert load(CALIBRATION)[model][pair_key("cpu/float32", "cpu/float32")] == m["threshold"], model
+
+
+def test_a_near_honest_cheat_that_honest_drift_reaches_is_recorded_not_judged():
+    from app.testkit.calibration import model_row
+
+    st = lambda lo, hi: {"n": 24, "max": hi, "p99": hi, "median": lo, "min": lo}  # noqa: E731
+    measured = {"challenges": 24, "sizes": ["local"], "honest_by_variant": {"threads=1": st(1e-7, 3e-5)},
+                "cheats": {"reduced_precision": st(2e-5, 6e-5), "one_step_fewer": st(2e-4, 0.3), "no_cfg": st(0.1, 0.5)}}
+    row = model_row({"local": measured}, "cpu/float32")
+    assert row["inseparable"] == ["reduced_precision"] and row["closest_cheat"] == "one_step_fewer"
+    assert 3e-5 < row["threshold_distance"] < 2e-4 and abs(row["margin"] - 2e-4 / 3e-5) < 1e-9
+    measured["cheats"]["reduced_precision"] = st(4e-5, 6e-5)  # above honest drift: judged like any cheat
+    row = model_row({"local": measured}, "cpu/float32")
+    assert "inseparable" not in row and row["closest_cheat"] == "reduced_precision"
 
 
 def test_a_second_size_class_adds_to_the_committed_one(tmp_path):
