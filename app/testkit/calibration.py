@@ -50,6 +50,7 @@ from app.protocol.request import GenerationRequest, parse_request
 from app.testkit.cheats import (
     ALTERED,
     CONDITIONED,
+    altered,
     conditioning_pixels,
     half_resolution,
     runnable,
@@ -131,7 +132,7 @@ def challenges(target: str, n: int, sizes=SIZES, seed: int = 7) -> list[Generati
 def cheat_requests(req: GenerationRequest) -> dict[str, GenerationRequest]:
     """Every cheat that generates another request than the one asked for (one that cannot run for this
     request, such as one step fewer of a single-step img2img, is left out: no cheater can send it)."""
-    out = {name: change(req) for name, change in ALTERED.items() if name != "other_checkpoint" or sibling(req.model)}
+    out = {name: altered(name, req) for name in ALTERED if name != "other_checkpoint" or sibling(req.model)}
     out["replayed_or_copied"] = dataclasses.replace(req, prompt=req.prompt + ", at night", seed=req.seed + 99)
     out.update({name: change(req) for name, (pipeline, change) in CONDITIONED.items() if req.pipeline == pipeline})
     return {name: variant for name, variant in out.items() if runnable(variant, req)}

@@ -63,7 +63,8 @@ def test_depth_and_normal_maps_have_their_shape():
 
 def test_the_gallery_shows_what_the_pipeline_saw_stored_once(settings):
     from app.protocol.conditioning import without_images
-    from app.validator.views import conditioning as shown, find_artifact
+    from app.validator.views import conditioning as shown
+    from app.validator.views import find_artifact
 
     params = {"width": 96, "height": 64}
     canny = {"model": "RealisticVision", "params": params, "pipeline": "controlnet",

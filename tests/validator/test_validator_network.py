@@ -29,8 +29,9 @@ NETUID = 2
 BLOCK_TIME = 0.1  # 360 blocks in 36 s
 CHEATS = ("wrong_seed", "fewer_steps", "one_step_fewer", "other_scheduler", "no_cfg", "low_guidance",
           "half_resolution", "other_checkpoint", "reduced_precision", "blank", "error_text", "replay", "copy")
-# Cheats on image-conditioned challenges (issue 11): each cuts its corner on the pipelines named here
-# and answers every other challenge honestly, as a miner that cheats where it can would.
+# Cheats on image-conditioned challenges (issue 11), DreamShaper miners (its challenges here are 256 px,
+# the cheapest image type): each cuts its corner on the pipelines named here and answers every other
+# challenge honestly, as a miner that cheats where it can would.
 CONDITIONED_CHEATS = {"ignore_init_image": {"img2img"}, "other_strength": {"img2img"},
                       "ignore_control": {"controlnet"}, "other_control_scale": {"controlnet"},
                       "return_init_image": {"img2img", "controlnet"}}
@@ -103,7 +104,7 @@ def _start(settings, database, module_processes, redis_url, env):
         chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
     chain.set_stake(keys["validator"], 1_000_000)
     served = {w: sorted({m for m, wk in HONEST.values() if wk == w}) for w in WORKERS}
-    served["shared"] = sorted(set(served["shared"]) | {"RealisticVision"})  # the cheaters' models
+    served["shared"] = sorted(set(served["shared"]) | {"RealisticVision", "DreamShaper"})  # the cheaters' models
     served["bf16"] = ["DreamShaper"]  # 256 px here: this CPU emulates bfloat16 at ~75x float32's cost
     worker_env = {w: {**env, **extra, **({"SEEDGRID_REDIS_URL": redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB[w]}"}
                                           if w in BROKER_DB else {})} for w, extra in WORKERS.items()}
@@ -111,7 +112,7 @@ def _start(settings, database, module_processes, redis_url, env):
         module_processes("--model", ",".join(models), "--name", f"gpu-{w}", env=worker_env[w], worker=True)
     servers = []
     miners = {**HONEST, **{c: ("DreamShaper", "bf16") if c == "reduced_precision" else ("RealisticVision", "shared")
-                           for c in (*CHEATS, *CONDITIONED_CHEATS)}}
+                           for c in CHEATS}, **{c: ("DreamShaper", "shared") for c in CONDITIONED_CHEATS}}
     for name, (model, w) in miners.items():
         port = free_port()
         extra = ["--cheat", name] if name in CHEATS or name in CONDITIONED_CHEATS else []
@@ -128,20 +129,32 @@ def _start(settings, database, module_processes, redis_url, env):
             epochs = s.scalar(select(func.count()).select_from(Epoch))
         sets = chain.weight_sets(keys["validator"])
         weighted = {u for u, w in sets[-1].weights.items() if w > 0} if sets else set()
-        # the epoch the validator started in, three rollovers, and weights that reached every honest miner
-        if epochs >= 4 and honest_uids <= weighted:
+        # the epoch the validator started in, three rollovers, weights that reached every honest miner,
+        # and every pipeline of every image type judged at least once
+        if epochs >= 4 and honest_uids <= weighted and not unjudged(url):
             break
         if validator.proc.poll() is not None or time.monotonic() > deadline:
             from app.config import get_settings
             from app.validator.views import leaderboard
 
             board = "\n".join(str(r) for r in leaderboard(get_settings()))
-            pytest.fail(f"the network did not roll over three times with honest miners weighted in time (epochs: "
-                        f"{epochs}, weight sets: {[w.weights for w in sets]}):\n{board}\n"
+            pytest.fail(f"the network did not roll over three times with honest miners weighted and every pipeline "
+                        f"judged in time (epochs: {epochs}, weight sets: {[w.weights for w in sets]}, not judged: "
+                        f"{unjudged(url)}):\n{board}\n"
                         f"{validator.output()[-4000:]}")
         time.sleep(1)
     validator.stop()  # freeze the records for the assertions
     return {"keys": keys, "chain": chain, "url": url, "validator": validator, "env": env}
+
+
+def unjudged(url) -> list[tuple[str, str]]:
+    """(model type, pipeline) pairs no judged response of a challenge has covered yet."""
+    with session_scope(url) as s:
+        judged = select(Response.challenge_id).where(Response.verdict_rung.is_not(None))
+        rows = s.execute(select(Challenge.model, Challenge.request).where(Challenge.kind == "challenge",
+                                                                         Challenge.id.in_(judged))).all()
+    seen = {(model, request.get("pipeline") or get_spec(model).pipeline.value) for model, request in rows}
+    return [(m, p.value) for m in {m for m, _ in HONEST.values()} for p in get_spec(m).pipelines if (m, p.value) not in seen]
 
 
 def responses_of(network, name):
@@ -157,16 +170,17 @@ def pipelines_of(network, responses) -> dict[int, str]:
 
 
 def test_every_honest_response_is_verified(network):
-    """Zero honest failures, in every environment class, for every model type, over three epochs."""
-    paths = {}
+    """Zero honest failures, in every environment class, for every model type and pipeline, over three epochs."""
+    paths, covered = {}, {}
     for name, (model, worker) in HONEST.items():
         judged = [r for r in responses_of(network, name) if r.verdict_rung]
         assert judged, f"{name} was never judged:\n{network['validator'].output()[-3000:]}"
         assert all(r.verdict_rung in ("exact", "tolerant") for r in judged), \
             [(r.verdict_rung, r.verdict_reason) for r in judged if r.verdict_rung == "failed"]
         paths[name] = {r.verdict_rung for r in judged}
-        served = {p.value for p in get_spec(model).pipelines}  # img2img and ControlNet verified too
-        assert set(pipelines_of(network, judged).values()) == served, (name, pipelines_of(network, judged))
+        covered.setdefault(model, set()).update(pipelines_of(network, judged).values())
+    for model, pipelines in covered.items():  # img2img and ControlNet verified too, for every type
+        assert pipelines == {p.value for p in get_spec(model).pipelines}, (model, pipelines)
         if worker == "shared":  # the validator's own class: bit-identical
             assert paths[name] == {"exact"}, (name, paths[name])
     other_class = {p for name, (_, worker) in HONEST.items() if worker != "shared" for p in paths[name]}
@@ -190,7 +204,7 @@ def test_every_cheat_fails(network, cheat):
 
 
 @pytest.mark.parametrize("cheat", CONDITIONED_CHEATS)
-def test_every_conditioned_cheat_fails_where_it_cheats_and_gains_less_than_honesty(network, cheat):
+def test_every_conditioned_cheat_fails_where_it_cheats_and_scores_below_the_honest_miner(network, cheat):
     rs = [r for r in responses_of(network, cheat) if r.verdict_rung]
     pipeline = pipelines_of(network, rs)
     cheated = [r for r in rs if pipeline[r.id] in CONDITIONED_CHEATS[cheat]]
@@ -198,8 +212,9 @@ def test_every_conditioned_cheat_fails_where_it_cheats_and_gains_less_than_hones
     assert all(r.verdict_rung == "failed" for r in cheated), [(r.verdict_rung, r.verdict_reason) for r in cheated]
     assert all(r.verdict_rung in ("exact", "tolerant") for r in rs if r not in cheated), "honest elsewhere"
     with session_scope(network["url"]) as s:
-        me, honest = (s.get(MinerState, network["keys"][n]) for n in (cheat, "honest_image"))
-        assert me.tier == "Bronze" and me.score < honest.score, (me.tier, me.score, honest.score)
+        me, honest = (s.get(MinerState, network["keys"][n]) for n in (cheat, "honest_dreamshaper"))
+        # (its tier may rise in an interval that brought it none of its pipelines' challenges: tiers judge intervals)
+        assert me.score < honest.score, (me.score, honest.score)
 
 
 def test_tiers_rolled_over_exactly_once_per_epoch(network):
