@@ -130,8 +130,8 @@ def challenges(target: str, n: int, sizes=SIZES, seed: int = 7) -> list[Generati
 
 
 def cheat_requests(req: GenerationRequest) -> dict[str, GenerationRequest]:
-    """Every cheat that generates another request than the one asked for (one that cannot run for this
-    request, such as one step fewer of a single-step img2img, is left out: no cheater can send it)."""
+    """Every cheat that generates another request than the one asked for (one that asks what was asked,
+    or runs no step, is left out for this request: no cheater can send it; `cheats.runnable`)."""
     out = {name: altered(name, req) for name in ALTERED if name != "other_checkpoint" or sibling(req.model)}
     out["replayed_or_copied"] = dataclasses.replace(req, prompt=req.prompt + ", at night", seed=req.seed + 99)
     out.update({name: change(req) for name, (pipeline, change) in CONDITIONED.items() if req.pipeline == pipeline})

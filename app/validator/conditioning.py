@@ -103,8 +103,7 @@ def challenge_conditioning(pipeline: str, width: int, height: int, control_types
     if pipeline == "img2img":
         init, strength = encoded(source_picture(width, height, rng, earlier), rng), rng.choice(STRENGTHS)
         if steps is not None and int(steps * strength) < min(MIN_IMG2IMG_STEPS, steps):
-            strength = min((s for s in (*STRENGTHS, 1.0) if int(steps * s) >= min(MIN_IMG2IMG_STEPS, steps)),
-                           default=1.0)
+            strength = min(s for s in (*STRENGTHS, 1.0) if int(steps * s) >= min(MIN_IMG2IMG_STEPS, steps))
         return {"init_image": init, "strength": strength}
     if pipeline == "controlnet":
         kind = rng.choice(list(control_types))

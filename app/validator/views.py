@@ -45,13 +45,15 @@ def find_artifact(settings, name: str) -> Path | None:
     return None
 
 
-_CONDITIONING_CACHE: dict[str, list[dict]] = {}  # a request's images' digest -> what `conditioning` stored
+_CONDITIONING_CACHE: dict[str, list[dict]] = {}  # a challenge's id (or its images' digest) -> what was stored
 
 
-def conditioning(settings, request: dict) -> list[dict]:
+def conditioning(settings, request: dict, key: str | None = None) -> list[dict]:
     """An image-conditioned request's inputs as its pipeline saw them, for the gallery and W&B: the init
     or control image fitted to the request's size, and for canny the edge map made from it. Stored
-    once as validator artifacts (PNG, content-addressed); [] for a text-only or unreadable request."""
+    once as validator artifacts (PNG, content-addressed); [] for a text-only or unreadable request.
+    `key`: what names the request for the cache (a challenge's id: its request never changes), so a
+    dashboard poll does not decode and hash a client's megabytes again; else the images' digest."""
     from app.protocol.conditioning import canny, image_digest, load_image
     from app.protocol.media import MediaType, encode
 
@@ -60,7 +62,7 @@ def conditioning(settings, request: dict) -> list[dict]:
     params = request.get("params") or {}
     if not isinstance(image, str) or not isinstance(params, dict):
         return []
-    key = f"{image_digest(image)}:{params.get('width')}x{params.get('height')}"
+    key = key or f"{image_digest(image)}:{params.get('width')}x{params.get('height')}"
     cached = _CONDITIONING_CACHE.get(key)
     if cached is not None and all(find_artifact(settings, item["artifact"]) for item in cached):
         return cached
@@ -102,7 +104,7 @@ def gallery(settings, limit: int = 12) -> list[dict]:
                 "challenge": c.id, "model": c.model, "kind": c.kind, "prompt": c.request.get("prompt"),
                 "seed": c.request.get("seed"), "params": c.request.get("params"), "block": c.block,
                 "pipeline": c.request.get("pipeline") or get_spec(c.model).pipeline.value,
-                "conditioning": conditioning(settings, c.request),
+                "conditioning": conditioning(settings, c.request, key=c.id),
                 "reproduction": artifact_name(c.reproduction_path),
                 "media_type": "video/mp4" if (c.reproduction_path or "").endswith(".mp4") else "image/png",
                 "responses": [{

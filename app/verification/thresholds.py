@@ -110,12 +110,11 @@ def threshold_for(model: str, settings=None, reference_env: dict | None = None,
     row = calibration_key(model, pipeline)
     pairs = calibrated.get(row)
     if not pairs and row != model:
-        rows = [p for k, p in calibrated.items() if split_key(k)[0] == model and p]
-        if rows:
-            strictest = max(rows, key=lambda p: max(p.values()))
+        siblings = [t for k, p in calibrated.items() if split_key(k)[0] == model for t in p.values()]
+        if siblings:
             _warn_once(f"{row} has no calibration; judging it at the strictest threshold calibrated for {model}'s "
                        f"pipelines (run `seedgrid calibrate --models {row}` on the validator's hardware)")
-            return Threshold(max(strictest.values()), f"uncalibrated pipeline, strictest of {model}")
+            return Threshold(max(siblings), f"uncalibrated pipeline, strictest of {model}")
     if not pairs:
         _warn_once(f"{row} has no calibration; judging it at the fallback threshold {FALLBACK} "
                    f"(run `seedgrid calibrate --models {row}` on the validator's hardware)")
