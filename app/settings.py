@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     gateway_exploration: float = Field(0.05, ge=0, le=1, description="share of jobs offered to new miners below "
                                                                      "the floor")
     gateway_max_wait: float = Field(60.0, ge=0, le=600, description="the longest ?wait= a client may ask for")
+    gateway_cache_s: float = Field(2.0, ge=0, le=60, description="seconds a gateway reuses a key it has checked and "
+                                   "a model's capacity it has read (a revoke applies within it; 0: read each call)")
     organic_share: float = Field(0.3, ge=0, lt=1, description="share of our quota at each miner that challenge "
                                                               "rounds leave to organic jobs")
 

@@ -28,7 +28,7 @@ os.environ.setdefault("SEEDGRID_TIER_TABLE", json.dumps([
     {"name": "Bronze", "request_success": 0, "validation_success": 0, "min_successes": 0, "reward_factor": 0.45,
      "request_limit": 1_000_000}]))
 
-from bench._miner import MinerUnderTest, miner_under_test, wait_healthy  # noqa: E402
+from bench._miner import MinerUnderTest, miner_under_test, pinned_process, wait_healthy  # noqa: E402
 
 
 @dataclass
@@ -41,7 +41,10 @@ class GatewayUnderTest:
 
 
 @contextmanager
-def gateway_under_test(name: str, extra_miners: int = 0) -> Iterator[GatewayUnderTest]:
+def gateway_under_test(name: str, extra_miners: int = 0, miner_cpus: set[int] | None = None,
+                       validator_cpus: set[int] | None = None) -> Iterator[GatewayUnderTest]:
+    """`miner_cpus`, `validator_cpus`: the cores every miner process, and the I/O worker and the gateway,
+    run on, as on hosts of their own (see miner_process); this machine's, shared, when None."""
     import redis as redis_lib
     from sqlalchemy import select
 
@@ -55,7 +58,7 @@ def gateway_under_test(name: str, extra_miners: int = 0) -> Iterator[GatewayUnde
     from app.validator import records
 
     settings = get_settings()
-    with miner_under_test(name) as m:
+    with miner_under_test(name, cpus=miner_cpus) as m:
         env = {**os.environ, "SEEDGRID_VALIDATOR_WALLET": name, "SEEDGRID_VALIDATOR_HOTKEY": "validator",
                "SEEDGRID_REDIS_URL": m.broker}
         seedgrid = str(Path(sys.executable).parent / "seedgrid")
@@ -65,9 +68,8 @@ def gateway_under_test(name: str, extra_miners: int = 0) -> Iterator[GatewayUnde
             w, _ = create_wallet(settings.wallets_dir, name, f"miner{i + 2}")
             chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
             port = free_port()
-            proc = subprocess.Popen([seedgrid, "miner", "serve", "--model", "RealisticVision", "--wallet", name,
-                                     "--hotkey", f"miner{i + 2}", "--port", str(port), "--no-announce"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = pinned_process([seedgrid, "miner", "serve", "--model", "RealisticVision", "--wallet", name,
+                                  "--hotkey", f"miner{i + 2}", "--port", str(port), "--no-announce"], miner_cpus)
             miners.append({"url": f"http://127.0.0.1:{port}", "hotkey": w.hotkey.ss58_address, "process": proc})
         with session_scope(settings.sqlalchemy_url) as s:
             for i, miner in enumerate(miners):
@@ -83,10 +85,9 @@ def gateway_under_test(name: str, extra_miners: int = 0) -> Iterator[GatewayUnde
             redis_lib.Redis.from_url(m.broker).delete(k)
         port = free_port()
         services = {
-            "io": subprocess.Popen([seedgrid, "worker", "io", "--name", f"{name}-io", "--loglevel", "WARNING"],
-                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            "gateway": subprocess.Popen([seedgrid, "gateway", "serve", "--port", str(port)], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)}
+            "io": pinned_process([seedgrid, "worker", "io", "--name", f"{name}-io", "--loglevel", "WARNING"],
+                                validator_cpus, env=env),
+            "gateway": pinned_process([seedgrid, "gateway", "serve", "--port", str(port)], validator_cpus, env=env)}
         procs = [m["process"] for m in miners[1:]] + list(services.values())
         url = f"http://127.0.0.1:{port}"
         try:

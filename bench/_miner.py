@@ -32,7 +32,10 @@ class MinerUnderTest:
 
 
 @contextmanager
-def miner_under_test(name: str, extra_callers: dict[str, float] | None = None) -> Iterator[MinerUnderTest]:
+def miner_under_test(name: str, extra_callers: dict[str, float] | None = None,
+                     cpus: set[int] | None = None) -> Iterator[MinerUnderTest]:
+    """`cpus`: the cores the miner's processes run on (its GPU worker with as many torch threads), as on
+    a host of its own; this machine's cores, shared with the caller, when None."""
     from app.bootstrap import prepare_database, prepare_redis
     from app.celery_app import celery_app
     from app.chain.local import LocalChain
@@ -57,11 +60,10 @@ def miner_under_test(name: str, extra_callers: dict[str, float] | None = None) -
     port = free_port()
     seedgrid = str(Path(sys.executable).parent / "seedgrid")
     procs = [
-        subprocess.Popen([seedgrid, "worker", "gpu", "--model", "RealisticVision", "--name", f"{name}-gpu",
-                          "--loglevel", "WARNING"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-        subprocess.Popen([seedgrid, "miner", "serve", "--model", "RealisticVision", "--wallet", name, "--hotkey",
-                          "miner", "--port", str(port), "--no-announce"], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL),
+        pinned_process([seedgrid, "worker", "gpu", "--model", "RealisticVision", "--name", f"{name}-gpu",
+                       "--loglevel", "WARNING"], cpus),
+        pinned_process([seedgrid, "miner", "serve", "--model", "RealisticVision", "--wallet", name, "--hotkey",
+                       "miner", "--port", str(port), "--no-announce"], cpus),
     ]
     url = f"http://127.0.0.1:{port}"
     try:
@@ -77,6 +79,16 @@ def miner_under_test(name: str, extra_callers: dict[str, float] | None = None) -
         for p in procs:
             p.wait(timeout=30)
         redis.stop()
+
+
+def pinned_process(argv: list[str], cpus: set[int] | None, env: dict | None = None) -> subprocess.Popen:
+    """A service of the bench, on `cpus` only when given (its threads and children inherit them; a
+    GPU worker then runs as many torch threads: more would wait on each other on too few cores)."""
+    env = dict(os.environ if env is None else env)
+    if cpus is None:
+        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(argv, env={**env, "SEEDGRID_THREADS": str(len(cpus))}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, preexec_fn=lambda: os.sched_setaffinity(0, cpus))
 
 
 def wait_healthy(url: str, deadline: float, what: str) -> None:

@@ -12,12 +12,15 @@ serve` (bench/_gateway.py), on the same tiny request (1 step, 256 px):
   directly (round-robin, a 429 retried after 50 ms) and through the gateway; jobs per
   second and the ratio gateway / direct, and the CPU the gateway and the I/O worker spend per
   job (on one machine, taken from the GPU worker's cores); then the gateway again with the
-  validator's processes at nice 19, so the miners' work goes first as on hosts of their own;
+  validator's processes at nice 19, so the miners' work goes first. With --hosts-apart every
+  figure is measured with the miners' processes on half of the cores (the GPU worker with as
+  many torch threads) and the validator's and the clients on the other half, so that neither
+  takes the other's CPU, as on hosts of their own;
 - failover: a slower job (8 steps at 512 px) through the gateway, the miner API that got
   it killed while it generates; the seconds from the kill until another miner's answer
   has the job done.
 The added median latency in ms is printed last.
-Run: .venv/bin/python bench/gateway.py [--rounds 20] [--clients 32] [--seconds 30]
+Run: .venv/bin/python bench/gateway.py [--rounds 20] [--clients 32] [--seconds 30] [--hosts-apart]
 """
 
 from __future__ import annotations
@@ -77,13 +80,26 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--hosts-apart", action="store_true",
+                        help="the miners' processes on half of this machine's cores, the validator's and the "
+                             "clients on the other half, as on hosts of their own (at least 2 cores)")
     args = parser.parse_args()
+    miner_cpus = validator_cpus = None
+    if args.hosts_apart:
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            parser.error(f"--hosts-apart needs at least 2 cores to split; this process may use {len(cores)}")
+        validator_cpus, miner_cpus = set(cores[:len(cores) // 2]), set(cores[len(cores) // 2:])
 
     import httpx
 
     from app.protocol.client import MinerClient, MinerError
 
-    with gateway_under_test("gwbench", extra_miners=2) as g:
+    with gateway_under_test("gwbench", extra_miners=2, miner_cpus=miner_cpus, validator_cpus=validator_cpus) as g:
+        if validator_cpus:  # the clients' threads, made from here on, inherit it
+            os.sched_setaffinity(0, validator_cpus)
+            print(f"hosts apart: the miners on cores {sorted(miner_cpus)}, the validator's side and the clients on "
+                  f"{sorted(validator_cpus)}")
         client = MinerClient(g.miner.validator, timeout=120)
         gw = httpx.Client(base_url=g.url, headers={"Authorization": f"Bearer {g.key}"}, timeout=120)
 
@@ -157,18 +173,21 @@ def main() -> int:
 
         direct_rate = throughput(lambda i, k: direct(i, g.miners[k % len(g.miners)]))
         gateway_rate = throughput(through)
-        for p in validator_side:  # the miners' cores first, as when the validator runs on its own host
-            p.nice(19)
-        apart_rate = throughput(through)
-        for p in validator_side:
-            try:
-                p.nice(0)
-            except psutil.AccessDenied:  # only root may raise a priority again; the failover run is slower
-                pass
+        apart_rate = None
+        if not args.hosts_apart:
+            for p in validator_side:  # the miners' cores first, as when the validator runs on its own host
+                p.nice(19)
+            apart_rate = throughput(through)
+            for p in validator_side:
+                try:
+                    p.nice(0)
+                except psutil.AccessDenied:  # only root may raise a priority again; the failover run is slower
+                    pass
         print(f"throughput, {args.clients} clients over {len(g.miners)} miners for {args.seconds:g} s: direct "
               f"{direct_rate:.2f} jobs/s | gateway {gateway_rate:.2f} jobs/s | ratio {gateway_rate / direct_rate:.2f}")
-        print(f"  the validator's processes at nice 19 (this machine's cores go to the miners first, as on hosts "
-              f"of their own): gateway {apart_rate:.2f} jobs/s | ratio {apart_rate / direct_rate:.2f}")
+        if apart_rate is not None:
+            print(f"  the validator's processes at nice 19 (this machine's cores go to the miners first): gateway "
+                  f"{apart_rate:.2f} jobs/s | ratio {apart_rate / direct_rate:.2f}")
         print(f"  CPU of the gateway and the I/O worker: {cpu_per_job[1]:.1f} ms per gateway job (idle while direct: "
               f"{cpu_per_job[0]:.1f} ms per job); on one machine it is taken from the GPU worker's cores")
 

@@ -105,7 +105,7 @@ def keys_list(as_json: bool) -> None:
 @keys_group.command("revoke")
 @click.option("--name", required=True)
 def keys_revoke(name: str) -> None:
-    """Revoke a key: its next call gets 401. Its jobs stay."""
+    """Revoke a key: its calls get 401 (within SEEDGRID_GATEWAY_CACHE_S on a running gateway). Its jobs stay."""
     from app.bootstrap import prepare_database
     from app.db import session_scope
     from app.gateway.keys import ApiKeyError, revoke_key
@@ -117,7 +117,7 @@ def keys_revoke(name: str) -> None:
             revoke_key(s, name)
     except ApiKeyError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"key {name!r} revoked")
+    click.echo(f"key {name!r} revoked; running gateways refuse it within {settings.gateway_cache_s:g} s")
 
 
 @main.command("submit")

@@ -35,6 +35,7 @@ from app.backends.registry import SERVED_MODELS
 from app.db import Sessions
 from app.gateway import jobs, keys, routing
 from app.gateway.hints import RESYNC, Hints, Watch
+from app.gateway.recent import Recent
 from app.generation import artifacts
 from app.models import ApiKey, Job
 from app.models.gateway import FINISHED
@@ -71,6 +72,8 @@ def sign_result(job: Job, key: ApiKey) -> str:
 def create_gateway_app(*, settings: Settings, sessions: Sessions,
                        redis_client: redis.Redis, tiers: TierTable, enqueue: Callable[[str], None]) -> FastAPI:
     hints = Hints(redis_client)
+    checked_keys: Recent[ApiKey] = Recent(settings.gateway_cache_s)  # a submit's key and capacity, reused briefly
+    capacities: Recent[dict] = Recent(settings.gateway_cache_s)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -144,14 +147,19 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
         seed_given = raw.get("seed") is not None
         request = parse_request({**raw, "request_id": jobs.new_job_id(), "kind": "inference",
                                  "seed": raw["seed"] if seed_given else random.SystemRandom().randint(0, MAX_SEED)})
-        with sessions(read_only=True) as s:
-            key = authenticated(s, token)
-            earlier = jobs.earlier_job(s, key=key, request=request, idempotency_key=idempotency_key,
-                                       seed_given=seed_given)
-            if earlier is not None:
-                return earlier, False
-            miners = jobs.serving_miners(s, model)
-        if routing.capacity(miners, model, tiers=tiers, floor=settings.gateway_score_floor)["miners"] == 0:
+        key, capacity = checked_keys.get(token), capacities.get(model)
+        if key is None or capacity is None or idempotency_key is not None:
+            with sessions(read_only=True) as s:
+                if key is None:
+                    key = checked_keys.put(token, authenticated(s, token))
+                earlier = jobs.earlier_job(s, key=key, request=request, idempotency_key=idempotency_key,
+                                           seed_given=seed_given)
+                if earlier is not None:
+                    return earlier, False
+                if capacity is None:
+                    capacity = capacities.put(model, routing.capacity(
+                        jobs.serving_miners(s, model), model, tiers=tiers, floor=settings.gateway_score_floor))
+        if capacity["miners"] == 0:
             raise Refused(503, "no_capacity", f"no {model} miner can take a job now; try again shortly",
                           retry_after=NO_MINER_RETRY_S)
         limited = keys.take_call(redis_client, key)
@@ -171,12 +179,14 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
         return job, created
 
     def wait_view(job_id: str, seconds: float, until, base_url: str, *, watch: Watch | None = None,
-                  fresh: bool = False, poll_s: float = POLL_S, wake=lambda status: True) -> dict:
+                  fresh: bool = False, poll_s: float = POLL_S, wake=lambda status: True,
+                  final_view: bool = False) -> dict:
         """The job's view once until(job) holds or `seconds` pass (in a worker thread), read in one
         session with that last check. Woken by the runner's hints that wake(status) accepts (app/
         gateway/hints.py), with a read every poll_s as the floor (every POLL_S while hints are
         down). `watch`: the caller's; `fresh`: made before the job could change (a new job's,
-        before its hand-over) while hints flowed, so no read is needed before a hint."""
+        before its hand-over) while hints flowed, so no read is needed before a hint;
+        `final_view`: a finished job's view carried by its hint is the answer (no read)."""
         deadline = time.monotonic() + seconds
         own = watch is None and seconds > 0
         if own:
@@ -189,26 +199,30 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
                         job = s.get(Job, job_id)
                         if remaining <= 0 or until(job):
                             return jobs.view(s, job, base_url=base_url)
-                next_hint(watch, min(remaining, poll_s if hints.live else POLL_S), wake)
+                status = next_hint(watch, min(remaining, poll_s if hints.live else POLL_S), wake)
+                if final_view and status in FINISHED and watch.view is not None:
+                    return jobs.rebased(watch.view, base_url)
                 fresh = False
         finally:
             if own:
                 watch.close()
 
-    def next_hint(watch: Watch, seconds: float, wake) -> None:
-        """Until a hint that wake(status) accepts (or a resync) arrives, or `seconds` pass (then the
-        caller reads the row anyway)."""
+    def next_hint(watch: Watch, seconds: float, wake) -> str | None:
+        """Until a hint that wake(status) accepts (or a resync) arrives: its status; None when
+        `seconds` pass first (then the caller reads the row anyway)."""
         until = time.monotonic() + seconds
         while (left := until - time.monotonic()) > 0:
             status = watch.next(left)
             if status is not None and (status == RESYNC or wake(status)):
-                return
+                return status
+        return None
 
     def finished(job_id: str, seconds: float, base_url: str, *, watch: Watch | None = None,
                  fresh: bool = False) -> dict:
-        """wait_view until the job has finished: attempts starting do not wake it."""
+        """wait_view until the job has finished: attempts starting do not wake it, and a delivery's
+        hint brings the view."""
         return wait_view(job_id, seconds, lambda j: j.status in FINISHED, base_url, watch=watch, fresh=fresh,
-                         poll_s=WAIT_POLL_S, wake=lambda status: status != "running")
+                         poll_s=WAIT_POLL_S, wake=lambda status: status != "running", final_view=True)
 
     def submit_and_view(token: str, raw, idempotency_key: str | None, wait: float, base_url: str) -> dict:
         """POST /v1/jobs in one worker thread: the job stored and handed over, then its view, at

@@ -1,7 +1,8 @@
 """One pub/sub subscription per gateway process for every job's hints, shared by all waiting calls.
 
 The I/O workers publish a hint on a job's channel each time its status or attempts change
-(`jobs.notify`). A waiting call (`?wait=`, the OpenAI route, an event stream) used to open
+(`jobs.notify`); a delivery's hint carries the job's view as it was committed, so the calls
+waiting for it answer without reading the row. A waiting call (`?wait=`, the OpenAI route, an event stream) used to open
 a subscription of its own: redis-py closes a subscribed connection when the subscription
 ends, so each job paid a new TCP connection, its handshake, SUBSCRIBE and UNSUBSCRIBE (the
 largest single cost py-spy found in the gateway per job). Here one listener thread holds a
@@ -16,6 +17,7 @@ the waiting calls poll.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -33,24 +35,29 @@ CONFIRM_S = 5.0  # the longest wait for Redis to confirm the subscription
 
 
 class Watch:
-    """The hints of one job, from the moment it was made: `next(seconds)` the next one or None."""
+    """The hints of one job, from the moment it was made: `next(seconds)` the next one's status or
+    None; `view`, the job's view that hint carried (a delivery's does: `jobs.notify`), else None."""
 
     def __init__(self, hints: "Hints", job_id: str):
         self.hints, self.job_id = hints, job_id
         self.live_at_start = hints.live  # hints flow since before this watch existed
-        self._queue: deque[str] = deque()
+        self.view: dict | None = None
+        self._queue: deque[tuple[str, dict | None]] = deque()
         self._ready = threading.Condition()
 
-    def push(self, status: str) -> None:
+    def push(self, status: str, view: dict | None = None) -> None:
         with self._ready:
-            self._queue.append(status)
+            self._queue.append((status, view))
             self._ready.notify()
 
     def next(self, seconds: float) -> str | None:
         with self._ready:
             if not self._queue:
                 self._ready.wait(max(0.0, seconds))
-            return self._queue.popleft() if self._queue else None
+            if not self._queue:
+                return None
+            status, self.view = self._queue.popleft()
+            return status
 
     def close(self) -> None:
         self.hints.forget(self)
@@ -60,6 +67,19 @@ class Watch:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def parse_hint(data: str) -> tuple[str, dict | None]:
+    """A hint's (status, view): `jobs.notify` publishes the status, then a space and the job's
+    view as JSON when it has one; a view that does not parse is dropped (the row is read)."""
+    status, _, payload = data.partition(" ")
+    if not payload:
+        return status, None
+    try:
+        view = json.loads(payload)
+    except ValueError:
+        return status, None
+    return status, view if isinstance(view, dict) else None
 
 
 class Hints:
@@ -111,11 +131,14 @@ class Hints:
                 self._thread = threading.Thread(target=self._listen, name="gateway-hints", daemon=True)
                 self._thread.start()
 
-    def _dispatch(self, job_id: str, status: str) -> None:
+    def _dispatch(self, job_id: str, data: str) -> None:
         with self._lock:
             watches = list(self._watches.get(job_id, ()))
+        if not watches:
+            return
+        status, view = parse_hint(data)
         for w in watches:
-            w.push(status)
+            w.push(status, view)
 
     def _resync_all(self) -> None:
         with self._lock:
@@ -143,8 +166,8 @@ class Hints:
                     if message is not None and message.get("type") == "pmessage":
                         channel, data = message["channel"], message["data"]
                         channel = channel.decode() if isinstance(channel, bytes) else str(channel)
-                        status = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
-                        self._dispatch(channel[len(self._prefix):], status)
+                        data = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+                        self._dispatch(channel[len(self._prefix):], data)
             except (redis.RedisError, OSError) as exc:
                 self._live.clear()
                 self._resync_all()  # waiting calls fall back to polling their rows

@@ -8,6 +8,7 @@ ladder that judges challenges judges a sampled job unchanged.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Callable
@@ -62,10 +63,11 @@ def _comparable(request: dict, seed_given: bool) -> dict:
     return asked
 
 
-def notify(r, job_id: str, status: str) -> None:
-    """Wake the calls waiting on this job (?wait=, /events) with its new status: a hint; the row stays the truth."""
+def notify(r, job_id: str, status: str, view: dict | None = None) -> None:
+    """Wake the calls waiting on this job (?wait=, /events) with its new status and, when given, its
+    view as just committed (links relative: `rebased`): a hint; the row stays the truth."""
     try:
-        r.publish(gateway_job_changed(job_id), status)
+        r.publish(gateway_job_changed(job_id), status if view is None else f"{status} {json.dumps(view)}")
     except Exception:  # a lost hint costs a waiting call at most one poll interval
         pass
 
@@ -184,6 +186,13 @@ def view(session: Session, job: Job, *, base_url: str = "") -> dict:
         "verification": verification,
         "links": links,
     }
+
+
+def rebased(view: dict, base_url: str) -> dict:
+    """A view made with relative links (a hint's), its links on `base_url`."""
+    links = {name: base_url + link for name, link in view["links"].items()}
+    result = view["result"] and {**view["result"], "url": links["result"]}
+    return {**view, "links": links, "result": result}
 
 
 def _iso(value: datetime | None) -> str | None:

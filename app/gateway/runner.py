@@ -52,6 +52,7 @@ BUSY_PAUSE_S = 1.0  # when every miner left answered 429: about one small genera
 class Run:
     status: str  # the job's status when this run stopped
     sampled: bool = False  # delivered and drawn for verification: reproduce its challenge
+    view: dict | None = None  # a delivered job's view as committed (relative links), carried by its hint
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,12 @@ class Attempt(Query):
 
 def run_job(v: Validator, job_id: str, *, rng: random.Random | None = None) -> Run:
     """Run the job's attempts until it is delivered, failed or cancelled; waiting clients are woken on each change."""
-    status = "changed"  # when the run fails on our side: the waiting calls read the row
+    run = Run("changed")  # when the run fails on our side: the waiting calls read the row
     try:
         run = _run(v, job_id, rng or random.SystemRandom())
-        status = run.status
         return run
     finally:
-        jobs.notify(v.redis, job_id, status)
+        jobs.notify(v.redis, job_id, run.status, view=run.view)
 
 
 def _run(v: Validator, job_id: str, rng: random.Random) -> Run:
@@ -167,7 +167,8 @@ def _settle(v: Validator, job_id: str, attempt: Attempt, reply: Reply, rng: rand
         jobs.deliver(s, job=job, response=response, pixel_sha256=digest, sampled=sampled)
         if not sampled:
             records.record_delivery(s, hotkey=response.hotkey)
-    return Run("done", sampled=sampled)
+        view = jobs.view(s, job)  # as committed: the waiting calls answer with it, reading no row
+    return Run("done", sampled=sampled, view=view)
 
 
 def pixel_hash(request: dict, reply: Reply) -> str:

@@ -116,7 +116,8 @@ ALL = (*MINERS, "hostile_json", "hostile_silent", "down")
 
 
 def use_miners(grid, **states):
-    """Only the named miners are reachable, each with its (score, total_successes); counters reset.
+    """Only the named miners are reachable, each with its (score, total_successes), all Bronze (an
+    epoch's rollover during earlier tests may have moved one); counters reset.
     Jobs of earlier tests finish and their sampled verdicts settle first, so none of their
     attempts or outcomes lands on this test's counters."""
     deadline = time.monotonic() + 180
@@ -134,6 +135,7 @@ def use_miners(grid, **states):
             m = s.get(MinerState, grid["hotkeys"][name])
             m.reachable = name in states
             m.score, m.total_successes = states.get(name, (0.3, 10))
+            m.tier = "Bronze"
             m.interval_attempts = m.interval_request_successes = m.interval_verified = m.interval_failed = 0
 
 
@@ -169,6 +171,8 @@ def test_a_job_is_done_with_the_miners_bytes_and_verified(grid):
         job = r.json()
         assert job["status"] == "done" and job["result"]["media_type"] == "image/png", job
         data = c.get(f"/v1/jobs/{job['id']}/result")
+        again = c.get(f"/v1/jobs/{job['id']}").json()
+    assert {**job, "verification": None} == {**again, "verification": None}, "the delivery hint's view is the row's"
     assert data.headers["content-type"] == "image/png"
     digest = media.pixel_sha256(media.decode(data.content, "image/png"))
     with grid["v"].sessions() as s:

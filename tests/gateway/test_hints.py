@@ -5,8 +5,8 @@ import time
 import pytest
 import redis
 
-from app.gateway.hints import RESYNC, Hints
-from app.gateway.jobs import notify
+from app.gateway.hints import RESYNC, Hints, parse_hint
+from app.gateway.jobs import notify, rebased
 
 
 @pytest.fixture
@@ -37,6 +37,22 @@ def test_a_watch_gets_its_jobs_hints_in_order_and_no_others(hub):
         assert next_of(b, {RESYNC}, seconds=0.3) is None
     notify(client, "job-a", "cancelled")  # no watch left: nothing is kept for it
     assert hints._watches == {}
+
+
+def test_a_deliverys_hint_carries_the_view_with_links_on_the_callers_base(hub):
+    hints, client = hub
+    view = {"id": "job-d", "status": "done", "links": {"self": "/v1/jobs/job-d", "result": "/v1/jobs/job-d/result"},
+            "result": {"media_type": "image/png", "url": "/v1/jobs/job-d/result"}}
+    with hints.watch("job-d") as d:
+        notify(client, "job-d", "running")
+        notify(client, "job-d", "done", view=view)
+        assert next_of(d, {RESYNC}) == "running" and d.view is None
+        assert next_of(d, {RESYNC}) == "done" and d.view == view
+    shown = rebased(view, "https://gw.example")
+    assert shown["links"]["self"] == "https://gw.example/v1/jobs/job-d"
+    assert shown["result"]["url"] == shown["links"]["result"] == "https://gw.example/v1/jobs/job-d/result"
+    assert parse_hint("done {not json") == ("done", None), "a view that does not parse: the row is read"
+    assert parse_hint("failed") == ("failed", None)
 
 
 def test_a_lost_subscription_wakes_every_watch_and_comes_back(hub):
