@@ -257,6 +257,24 @@ def test_limits_and_bad_input_are_named_4xx(grid):
         assert 0 < int(codes[-1].headers["Retry-After"]) <= 61 and "rate of 2" in codes[-1].json()["detail"]
 
 
+def test_a_revoked_key_is_refused_once_the_gateways_reuse_of_it_ends(grid):
+    from app.config import get_settings
+
+    with grid["v"].sessions() as s:
+        token = keys.create_key(s, name="gw-revoked", rate_per_minute=100, daily_quota=100)[1]
+    body = {"model": "RealisticVision", "prompt": "a kept key", "params": SMALL}
+    with api(grid, token) as c:
+        job = c.post("/v1/jobs", json=body)
+        assert job.status_code == 202, job.text  # checked, and reused by this gateway for gateway_cache_s
+        c.delete(f"/v1/jobs/{job.json()['id']}")
+        with grid["v"].sessions() as s:
+            keys.revoke_key(s, "gw-revoked")
+        time.sleep(get_settings().gateway_cache_s + 0.5)
+        refused = c.post("/v1/jobs", json=body)
+        assert refused.status_code == 401 and "revoked" in refused.json()["detail"], refused.text
+        assert c.get("/v1/models").status_code == 401
+
+
 def test_the_openai_client_gets_an_image(grid):
     import openai
 

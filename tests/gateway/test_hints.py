@@ -69,3 +69,13 @@ def test_a_lost_subscription_wakes_every_watch_and_comes_back(hub):
         assert hints.live, "the listener did not subscribe again"
         notify(client, "job-c", "done")
         assert next_of(c, {RESYNC}) == "done"
+
+
+def test_recent_keeps_a_value_for_its_seconds_only():
+    from app.gateway.recent import Recent
+
+    kept, off = Recent(0.2), Recent(0)
+    assert kept.put("k", 1) == 1 and kept.get("k") == 1 and kept.get("other") is None
+    assert off.put("k", 1) == 1 and off.get("k") is None, "0 s keeps nothing"
+    time.sleep(0.25)
+    assert kept.get("k") is None
