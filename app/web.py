@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Callable
 
 import redis
 from fastapi import FastAPI, Request
@@ -78,9 +79,19 @@ def error_response(status: int, error: str, detail: str, field: str | None = Non
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def install_error_handlers(app: FastAPI, service: str, log: logging.Logger) -> None:
+def openai_error_response(status: int, error: str, detail: str, field: str | None = None,
+                          retry_after: int | None = None) -> JSONResponse:
+    """OpenAI's error body ({"error": {message, type, param, code}}), so its clients raise their own typed errors."""
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return JSONResponse({"error": {"message": detail, "type": error, "param": field, "code": None}},
+                        status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI, service: str, log: logging.Logger,
+                           error_response: Callable[..., JSONResponse] = error_response) -> None:
     """Every refusal as the JSON error body: Refused, a bad field (400), an unknown route (404) or
-    method (405), Redis down (503), and a bug (500 saying so, its traceback in the service's log)."""
+    method (405), Redis down (503), and a bug (500 saying so, its traceback in the service's log).
+    `error_response`: the body's shape (the house's; `openai_error_response` for OpenAI-compatible APIs)."""
 
     @app.exception_handler(Refused)
     async def _refused(_request: Request, exc: Refused):

@@ -117,7 +117,8 @@ def models_list() -> None:
 
 
 @models.command("build-dev")
-@click.option("--model", "names", multiple=True, help="only these model types (default: every served type)")
+@click.option("--model", "names", multiple=True,
+              help="only these model types (default: every served type and the dev text models)")
 @click.option("--force", is_flag=True, help="rebuild even when a complete checkpoint is there")
 @click.option("--random", "random_", is_flag=True,
               help="seeded random weights instead of the shipped trained ones (architecture-only tests)")
@@ -131,9 +132,16 @@ def models_build_dev(names: tuple[str, ...], force: bool, random_: bool) -> None
         dev_controlnet_path,
         served_spec,
     )
+    from app.llm.devbuild import build_dev_text, dev_text_folder
+    from app.protocol.catalogue import CATALOGUE, Architecture
 
     settings = _settings()
-    for name in names or SERVED_MODELS:
+    text = [n for n in names if n in CATALOGUE and CATALOGUE[n].architecture is Architecture.TEXT]
+    if text or not names:  # the text models ship trained: copied, whatever --random says
+        for name, copied in build_dev_text(settings, force=force).items():
+            click.echo(f"{name:16} {'built' if copied else 'up to date':10} {'trained':8} "
+                       f"{dev_text_folder(settings, name)}")
+    for name in [n for n in names if n not in text] if names else SERVED_MODELS:
         try:
             built = build_dev_checkpoint(settings, name, force=force, random=random_)
         except InvalidRequest as exc:

@@ -50,6 +50,7 @@ from app.web import (
     decode_capped,
     error_response,
     install_error_handlers,
+    openai_error_response,
     read_body,
 )
 
@@ -430,9 +431,5 @@ def openai_jobs(raw) -> tuple[list[dict], int, str]:
 def openai_error(exc: Exception) -> JSONResponse:
     """OpenAI's error shape, so the openai package raises its own typed errors."""
     if isinstance(exc, InvalidRequest):
-        status, kind, message, param, retry = 400, "invalid_request_error", exc.message, exc.field, None
-    else:
-        status, kind, message, param, retry = exc.status, exc.error, exc.detail, exc.field, exc.retry_after
-    headers = {"Retry-After": str(retry)} if retry else None
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}},
-                        status_code=status, headers=headers)
+        return openai_error_response(400, "invalid_request_error", exc.message, exc.field)
+    return openai_error_response(exc.status, exc.error, exc.detail, exc.field, exc.retry_after)

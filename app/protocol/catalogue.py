@@ -194,7 +194,7 @@ CATALOGUE: Mapping[str, ModelSpec] = MappingProxyType(
             ModelSpec("TextToVideo", Architecture.TEXT_TO_VIDEO, 0.12, 60, MediaType.MP4, Pipeline.TEXT_TO_VIDEO, 25, 256, 256, 9.0, "dpmpp_2m",
                       num_frames=16, fps=8, bounds=_VIDEO_BOUNDS, dev_checkpoint="TextToVideo"),
             ModelSpec("Gemma7b", Architecture.TEXT, 0.01, 64, MediaType.TEXT, Pipeline.CHAT,
-                      payload=Payload.CHAT),
+                      payload=Payload.CHAT, dev_checkpoint="Gemma7b"),
             ModelSpec("GoJourney", Architecture.EXTERNAL, 0.03, 12, MediaType.PNG, Pipeline.TEXT_TO_IMAGE,
                       payload=Payload.EXTERNAL_IMAGE),
         )
