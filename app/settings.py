@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="request bodies above this are refused (413)")
     body_read_timeout: float = Field(10.0, gt=0, le=300, description="seconds a request body may take to arrive (408)")
     metagraph_ttl: float = Field(12.0, gt=0, description="seconds a miner caches the metagraph")
+    llm_url: str | None = Field(None, description="a text miner's OpenAI-compatible server (vLLM, SGLang, TGI, "
+                                "`seedgrid llm serve`), e.g. http://127.0.0.1:8300")
+    llm_model: str | None = Field(None, description="the model name that server serves (default: the model type's)")
+    validator_llm_url: str | None = Field(None, description="the validator's own text server, which scores text "
+                                          "answers (one prefill each)")
 
     # Validator (SPEC.md: Validator, Tiers)
     validator_wallet: str = Field("validator", description="the validator's wallet name")

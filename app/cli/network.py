@@ -9,6 +9,7 @@ import sys
 import click
 
 from app.cli.core import _settings, _validator_role, main, worker
+from app.protocol.catalogue import Payload, get_spec
 from app.protocol.errors import CheckpointError, InvalidRequest
 
 
@@ -151,7 +152,8 @@ def miner() -> None:
 @click.option("--external-host", default=None, help="address validators use (default: --host)")
 @click.option("--cheat", default=None, metavar="STRATEGY",
               help="TEST MODE: answer dishonestly (wrong_seed, fewer_steps, other_scheduler, half_resolution, "
-                   "other_checkpoint, blank, error_text, replay, copy)")
+                   "other_checkpoint, blank, error_text, replay, copy; text types: other_model, truncated, "
+                   "random_tokens, other_prompt, higher_temperature, fabricated_logprobs, empty, error)")
 def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int, announce: bool,
                 external_host: str | None, cheat: str | None) -> None:
     """Serve POST /v1/generate, GET /v1/info and GET /healthz for MODEL."""
@@ -166,10 +168,22 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
 
     settings = _settings()
     try:
-        spec = served_spec(model)
+        spec = get_spec(model)
+        text = spec.payload is Payload.CHAT
+        if not text:
+            spec = served_spec(model)
     except InvalidRequest as exc:
         raise click.BadParameter(exc.message, param_hint="--model") from None
-    if cheat:
+    if text and not settings.llm_url:
+        raise click.UsageError(f"{spec.name} is a text model type: set SEEDGRID_LLM_URL to the miner's "
+                               f"OpenAI-compatible server (for development: `seedgrid llm serve --model {spec.name}`)")
+    if cheat and text:
+        from app.testkit.text_cheats import STRATEGIES
+
+        if cheat not in STRATEGIES:
+            raise click.BadParameter(f"unknown text strategy {cheat!r}; choose one of {', '.join(STRATEGIES)}",
+                                     param_hint="--cheat")
+    elif cheat:
         from app.testkit.cheats import Cheat
 
         if cheat not in Cheat.strategies:
@@ -189,8 +203,12 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
     from app.miner.api import honest_answer
 
     redis_client = redis_lib.Redis.from_url(handle.url)
-    answer = honest_answer
-    if cheat:
+    answer = None if text else honest_answer  # a text miner's: forwarded to SEEDGRID_LLM_URL
+    if cheat and text:
+        from app.testkit.text_cheats import text_cheat_answer
+
+        answer = text_cheat_answer(cheat, settings, spec.name)
+    elif cheat:
         from app.testkit.cheats import Cheat, cheat_answer
 
         try:

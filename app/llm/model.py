@@ -66,6 +66,23 @@ class LanguageModel:
                                      self.tokenizer.convert_tokens_to_ids("<end_of_turn>")) if i is not None and i >= 0}
         self.vocab_size = int(self.model.config.vocab_size)
 
+    def environment(self) -> dict:
+        """What an answer depends on beyond the request; two servers of one `class` give the same tokens."""
+        import hashlib
+        import json
+
+        import torch
+        import transformers
+
+        weights = hashlib.sha256()
+        for f in sorted(self.folder.glob("*.safetensors")):
+            weights.update(f.read_bytes())
+        env = {"engine": "seedgrid-llm", "torch": torch.__version__, "transformers": transformers.__version__,
+               "device": "cpu", "dtype": "float32", "threads": self.threads,
+               "isa": torch.backends.cpu.get_cpu_capability(), "weights": weights.hexdigest()[:16]}
+        env["class"] = hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()[:16]
+        return env
+
     # --- text <-> tokens ------------------------------------------------------------------
     def encode(self, text: str, *, bos: bool = True) -> list[int]:
         ids = self.tokenizer.encode(text, add_special_tokens=False)

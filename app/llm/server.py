@@ -1,6 +1,7 @@
 """`seedgrid llm serve`: one causal LM behind the OpenAI-compatible endpoints vLLM serves.
 
-/v1/models, /v1/completions and /v1/chat/completions, with what the grid needs of them:
+/v1/models, /v1/completions, /v1/chat/completions, /tokenize and /detokenize (vLLM's), with
+what the grid needs of them:
 `seed`, `temperature`, `top_p`, `max_tokens`, `logprobs` (the top-k at each position),
 `echo` with the prompt's logprobs as vLLM gives them (the validator's teacher-forced
 pass: prompt + answer as token ids, `max_tokens` 0), vLLM's `return_tokens_as_token_ids`,
@@ -49,6 +50,7 @@ def create_llm_app(lm: LanguageModel, *, max_body_bytes: int, body_timeout: floa
                   description="OpenAI-compatible completions and chat completions over one causal LM.")
     install_error_handlers(app, "text server", log, error_response=openai_error_response)
     busy = threading.Lock()  # one generation at a time on this process's model
+    environment = lm.environment()
 
     @app.exception_handler(ModelError)
     async def _model_error(_request: Request, exc: ModelError):
@@ -68,12 +70,41 @@ def create_llm_app(lm: LanguageModel, *, max_body_bytes: int, body_timeout: floa
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": lm.name}
+        return {"status": "ok", "model": lm.name, "environment": environment}
 
     @app.get("/v1/models")
     async def models():
         return {"object": "list", "data": [{"id": lm.name, "object": "model", "created": 0, "owned_by": "seedgrid",
                                             "root": str(lm.folder), "max_model_len": lm.max_len}]}
+
+    @app.post("/tokenize")
+    async def tokenize(request: Request):
+        """vLLM's: a prompt, or chat messages through the chat template, as token ids."""
+        raw = await body(request)
+        if isinstance(raw, dict) and "messages" in raw:
+            req = parse_chat({**raw, "max_tokens": None, "stream": None}, served=lm.name, max_len=lm.max_len)
+            tokens = lm.encode(lm.chat_prompt(list(req.messages)))
+        else:
+            req = parse_completion({**{k: v for k, v in (raw if isinstance(raw, dict) else {}).items()
+                                       if k != "add_special_tokens"}, "max_tokens": 0, "echo": True},
+                                   served=lm.name, vocab_size=lm.vocab_size, max_len=lm.max_len)
+            special = raw.get("add_special_tokens", True)
+            if not isinstance(special, bool):
+                raise ModelError("add_special_tokens", "must be true or false")
+            tokens = list(req.prompt) if isinstance(req.prompt, tuple) else lm.encode(req.prompt, bos=special)
+        return {"tokens": tokens, "count": len(tokens), "max_model_len": lm.max_len}
+
+    @app.post("/detokenize")
+    async def detokenize(request: Request):
+        """vLLM's: token ids as text (special tokens included, as the tokenizer writes them)."""
+        raw = await body(request)
+        tokens = raw.get("tokens") if isinstance(raw, dict) else None
+        if not isinstance(raw, dict) or raw.get("model") != lm.name:
+            raise ModelError("model", f"this server serves {lm.name!r}")
+        if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool)
+                                                   and 0 <= t < lm.vocab_size for t in tokens):
+            raise ModelError("tokens", f"must be a list of token ids from 0 to {lm.vocab_size - 1}")
+        return {"prompt": lm.tokenizer.decode(tokens)}
 
     @app.post("/v1/completions")
     async def completions(request: Request):

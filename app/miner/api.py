@@ -25,12 +25,16 @@ from app.backends.registry import served_spec
 from app.chain.base import Chain
 from app.generation.limits import model_timeout, time_limits
 from app.keys import WORKER_ENVIRONMENT as ENV_KEY
+from app.llm.client import server_environment
 from app.miner.admission import Admission, AdmissionPolicy, MetagraphCache
 from app.miner.nonces import RedisNonceStore
+from app.miner.text import text_answer, text_server_up
+from app.protocol.catalogue import Payload, get_spec
 from app.protocol.conditioning import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, body_caps
 from app.protocol.errors import CheckpointError, GenerationTimeout, InvalidRequest
 from app.protocol.request import GenerationRequest, parse_request
 from app.protocol.schemas import ErrorBody, GenerateBody, GenerateResponse, InfoResponse
+from app.protocol.text import parse_text_request
 from app.settings import Settings
 from app.web import (
     Refused,
@@ -69,9 +73,16 @@ def honest_answer(req: GenerationRequest, priority: int, timeout: float, started
 
 
 def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chain,
-                     redis_client: redis.Redis, answer: Answer = honest_answer) -> FastAPI:
-    """The miner's app. Only test equipment passes another `answer` (app/testkit/cheats.py)."""
-    spec = served_spec(model)
+                     redis_client: redis.Redis, answer: Answer | None = None) -> FastAPI:
+    """The miner's app. Only test equipment passes another `answer` (app/testkit/cheats.py,
+    app/testkit/text_cheats.py). A text model type forwards to its OpenAI-compatible server
+    (app/miner/text.py) instead of the GPU queue."""
+    spec = get_spec(model)
+    text = spec.payload is Payload.CHAT
+    if text:
+        answer = answer or text_answer(settings, spec.name)
+    else:
+        spec, answer = served_spec(model), answer or honest_answer
     timeout = model_timeout(settings, spec.name)
     caps = body_caps([p.value for p in spec.pipelines], settings.max_body_bytes)  # per pipeline: images are large
     admission = Admission(
@@ -110,9 +121,13 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
         except redis.RedisError as exc:
             redis_ok, worker_seen = False, False
             log.warning("healthz: Redis is not answering: %s", exc)
+        dependencies = {"redis": "ok" if redis_ok else "down"}
+        if text:  # the engine is the text server: is it answering?
+            dependencies["text_server"] = "ok" if await run_in_threadpool(text_server_up, settings.llm_url) else "down"
+        else:
+            dependencies["gpu_worker_seen"] = worker_seen
         body = {"status": "ok" if redis_ok else "unavailable", "model": spec.name, "hotkey": hotkey,
-                "version": __version__, "dependencies": {"redis": "ok" if redis_ok else "down",
-                                                         "gpu_worker_seen": worker_seen}}
+                "version": __version__, "dependencies": dependencies}
         return JSONResponse(body, status_code=200 if redis_ok else 503)
 
     @app.get("/v1/info", response_model=InfoResponse, responses=_responses(401, 403, 503))
@@ -123,7 +138,7 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
             model=spec.name, total_volume=settings.total_volume, limit_interval=settings.limit_interval,
             max_concurrent=settings.max_concurrent_requests, min_stake=settings.min_stake,
             volume_per_validator=admission.quotas(), used_per_validator=admission.used(), version=__version__,
-            environment=worker_environment(redis_client, spec.name),
+            environment=server_environment(settings.llm_url) if text else worker_environment(redis_client, spec.name),
             pipelines=[p.value for p in spec.pipelines], max_body_bytes=max(caps.values()), body_caps=caps,
             max_image_bytes=MAX_IMAGE_BYTES, max_image_pixels=MAX_IMAGE_PIXELS,
         )
@@ -140,19 +155,26 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
                           f"send the body as application/json, not {content_type or 'no Content-Type'}")
         caller, body = await authenticated(request)
         admission.check_caller(caller)
-        req = parse_request(decode_capped(body, caps, spec.pipeline.value))
+        raw = decode_capped(body, caps, spec.pipeline.value)
+        if text:  # cost in tokens; a caller's share is counted in the same units
+            req = parse_text_request(raw)
+            cost, budget_of = req.params.max_tokens, (spec.text.challenge_max_tokens, spec.text.max_tokens)
+        else:
+            req = parse_request(raw)
+            cost, budget_of = req.params.cost, (spec.default_cost, spec.max_cost)
         if req.model != spec.name:
             raise InvalidRequest("model", f"this miner serves {spec.name}, not {req.model}")
-        budget = admission.gpu_budget(caller, default_cost=spec.default_cost, max_cost=spec.max_cost)
-        with admission.slot(caller, req.params.cost, budget):  # concurrency and GPU share before quota
+        budget = admission.gpu_budget(caller, default_cost=budget_of[0], max_cost=budget_of[1])
+        with admission.slot(caller, cost, budget):  # concurrency and GPU share before quota
             admission.take_quota(caller)  # counted only for requests that go to the GPU queue
             priority = admission.priority(caller)
             try:
-                return await run_in_threadpool(answer, req, priority, timeout, started)
+                result = await run_in_threadpool(answer, req, priority, timeout, started)
             except (InvalidRequest, Refused) as exc:
                 if isinstance(exc, InvalidRequest) or exc.status != 504:  # the caller got nothing for it
                     admission.refund_quota(caller)
                 raise
+        return JSONResponse(result) if text else result
 
     return app
 

@@ -77,6 +77,19 @@ class Bounds:
 
 
 @dataclass(frozen=True)
+class TextBounds:
+    """A text model type's request bounds and what ends its answers (issue 12)."""
+
+    max_tokens: int = 1024  # SPEC.md: Gemma7b, max_tokens 1024
+    challenge_max_tokens: int = 64  # a challenge's answers stay short: the validator scores every one
+    max_messages: int = 32
+    max_chars: int = 16_000  # all messages together
+    top_logprobs: int = 5  # the top-k a miner reports at each position (vLLM and OpenAI allow 20)
+    max_top_logprobs: int = 20
+    stop_strings: tuple[str, ...] = ("<end_of_turn>", "<eos>")  # the tokens that end a turn (Gemma's)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     architecture: Architecture
@@ -99,6 +112,7 @@ class ModelSpec:
     extra_pipelines: tuple[Pipeline, ...] = ()
     # ControlNets the model type has (their checkpoints: `controlnet_key` in SEEDGRID_MODEL_PATHS, or dev ones)
     control_types: tuple[str, ...] = ()
+    text: TextBounds | None = None  # a text model type's bounds (payload CHAT)
 
     @property
     def backend_key(self) -> tuple[Architecture, Pipeline]:
@@ -194,7 +208,7 @@ CATALOGUE: Mapping[str, ModelSpec] = MappingProxyType(
             ModelSpec("TextToVideo", Architecture.TEXT_TO_VIDEO, 0.12, 60, MediaType.MP4, Pipeline.TEXT_TO_VIDEO, 25, 256, 256, 9.0, "dpmpp_2m",
                       num_frames=16, fps=8, bounds=_VIDEO_BOUNDS, dev_checkpoint="TextToVideo"),
             ModelSpec("Gemma7b", Architecture.TEXT, 0.01, 64, MediaType.TEXT, Pipeline.CHAT,
-                      payload=Payload.CHAT, dev_checkpoint="Gemma7b"),
+                      payload=Payload.CHAT, dev_checkpoint="Gemma7b", text=TextBounds()),
             ModelSpec("GoJourney", Architecture.EXTERNAL, 0.03, 12, MediaType.PNG, Pipeline.TEXT_TO_IMAGE,
                       payload=Payload.EXTERNAL_IMAGE),
         )

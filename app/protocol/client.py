@@ -135,6 +135,9 @@ def max_reply_bytes(request: dict) -> int:
     from app.protocol.catalogue import CATALOGUE, Payload
 
     spec = CATALOGUE.get(request.get("model")) if isinstance(request, dict) else None
+    if spec is not None and spec.payload is Payload.CHAT and spec.text is not None:
+        # per token: its id, logprob and top-k pairs in JSON, and its text; generous for any tokenizer
+        return spec.text.max_tokens * (spec.text.max_top_logprobs + 2) * 48 + 64 * 1024
     if spec is None or spec.payload is not Payload.DIFFUSION:
         return max(s.max_reply_bytes() for s in CATALOGUE.values() if s.payload is Payload.DIFFUSION)
     params = request.get("params") if isinstance(request.get("params"), dict) else {}

@@ -184,14 +184,7 @@ def parse_request(raw: Any) -> GenerationRequest:
                                       f"image or video request; those model types: {seeded}")
     if "prompt" not in raw:
         raise InvalidRequest("prompt", "is required")
-    if "seed" not in raw:
-        raise InvalidRequest("seed", "is required")
-    kind = raw.get("kind") or "challenge"
-    if kind not in KINDS:
-        raise InvalidRequest("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
-    request_id = raw.get("request_id") or uuid.uuid4().hex
-    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 128 or not request_id.isprintable():
-        raise InvalidRequest("request_id", "must be a printable string of 1 to 128 characters")
+    kind, request_id = parse_envelope(raw)
     b = spec.bounds
     pipeline = parse_pipeline(raw.get("pipeline"), spec)
     params = parse_params(raw.get("params"), spec)
@@ -206,6 +199,19 @@ def parse_request(raw: Any) -> GenerationRequest:
         pipeline=pipeline,
         **parse_conditioning(raw, pipeline, params),
     )
+
+
+def parse_envelope(raw: Mapping[str, Any]) -> tuple[str, str]:
+    """What every payload's request carries: (kind, request_id, a fresh one when absent); its seed must be there."""
+    if "seed" not in raw:
+        raise InvalidRequest("seed", "is required")
+    kind = raw.get("kind") or "challenge"
+    if kind not in KINDS:
+        raise InvalidRequest("kind", f"must be one of {', '.join(KINDS)}, got {str(kind)[:40]!r}")
+    request_id = raw.get("request_id") or uuid.uuid4().hex
+    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 128 or not request_id.isprintable():
+        raise InvalidRequest("request_id", "must be a printable string of 1 to 128 characters")
+    return kind, request_id
 
 
 def parse_pipeline(raw: Any, spec: ModelSpec) -> str:
