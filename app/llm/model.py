@@ -146,11 +146,14 @@ class LanguageModel:
 
         self.check_length(len(tokens), 0, field="prompt")
         with torch.inference_mode():
-            logprobs = torch.log_softmax(self.model(torch.tensor([tokens])).logits[0].float(), dim=-1)
-        positions = [Position(tokens[0], None, ())]
-        for i in range(1, len(tokens)):
-            positions.append(Position(tokens[i], float(logprobs[i - 1, tokens[i]]), _top(logprobs[i - 1], top_k)))
-        return positions
+            logprobs = torch.log_softmax(self.model(torch.tensor([tokens])).logits[0, :-1].float(), dim=-1)
+            chosen = logprobs.gather(1, torch.tensor(tokens[1:]).unsqueeze(1)).squeeze(1).tolist()
+            if top_k > 0:  # every position's top-k in one call
+                values, ids = torch.topk(logprobs, top_k, dim=-1)
+                tops = [tuple(zip(i, v)) for i, v in zip(ids.tolist(), values.tolist())]
+            else:
+                tops = [()] * len(chosen)
+        return [Position(tokens[0], None, ())] + [Position(t, lp, top) for t, lp, top in zip(tokens[1:], chosen, tops)]
 
     @staticmethod
     def _choose(logits, temperature: float, top_p: float, generator) -> int:

@@ -6,9 +6,13 @@ chose and the validator's top-k. Then, in order (the first that fails decides):
 1. shape: a turn that says it stopped ends with an end token and holds no other, where
    the validator's model finds ending likely (logprob above `end_floor`); one that ran
    out of tokens used all of max_tokens (a truncated answer fails here);
-2. floors: no chosen token at or below `hard_floor`, fewer than `soft_count` at or below
-   `soft_floor`, each judged in the distribution it was sampled from (the model's, sharpened
-   by the asked temperature) (random tokens, another prompt's answer);
+2. the nucleus: with top_p < 1 (at temperature up to 1), no chosen token may have top_p of
+   the sampling mass surely above it (top-p never samples it); floors: no chosen token at
+   or below `hard_floor`, fewer than `soft_count` at or below `soft_floor`, each judged in
+   the distribution it was sampled from (the model's, sharpened by the asked temperature);
+   not at temperature 1 or above with top_p 1, where an honest sampler draws from the whole
+   tail (the dev model's honest answers crossed -13 in 3 of 10 such answers) (random
+   tokens, another prompt's answer);
 3. top-k overlap: the miner's reported top-k ids against the validator's, averaged over
    the positions, at least `min_overlap` (fabricated logprobs, another model);
 4. reported logprobs: at every position (the prefill gives them all, so none is left
@@ -16,20 +20,29 @@ chose and the validator's top-k. Then, in order (the first that fails decides):
    validator's;
 5. sampling: greedy (temperature 0) means every token is the validator's most likely one
    (exactly, when the environments match: the `exact` rung; else within `greedy_margin`);
-   sampled, the chosen tokens' total logprob may not fall short of what sampling at the
-   asked temperature gives by more than `min_z` standard deviations (a higher temperature
-   than asked picks unlikely tokens more often).
+   sampled, the chosen tokens may not sit lower in the validator's sampling distribution
+   than sampling at the asked temperature puts them by more than `min_z` (a normal score of
+   each token's place, `_z`: a higher temperature than asked picks unlikely tokens more
+   often).
 The defaults are the published rules (NicheImage: overlap above 0.5; Targon: a token at
-or below -13, or five at or below -8, fail); the calibration replaces them.
+or below -13, or five at or below -8, fail); `calibrated(model)` reads what
+bench/calibrate_text.py measured (text_calibration.json beside this module) instead.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from statistics import NormalDist
 
 from app.protocol.text import TextAnswer, TextRequest
 from app.verification.verdict import Verdict, failed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,23 @@ class TextThresholds:
     end_floor: float = -9.0  # the end token's logprob where a stopped answer ends (a cut answer ends where it is unlikely)
 
 
+CALIBRATION = Path(__file__).with_name("text_calibration.json")
+
+
+@lru_cache(maxsize=8)
+def calibrated(model: str, path: Path = CALIBRATION) -> TextThresholds:
+    """The model type's calibrated thresholds (bench/calibrate_text.py), or the published defaults, logged."""
+    try:
+        found = json.loads(path.read_text()).get(model, {}).get("thresholds")
+    except (OSError, ValueError) as exc:
+        log.warning("text calibration %s unreadable (%s); judging %s with the published defaults", path, exc, model)
+        return TextThresholds()
+    if not found:
+        log.warning("no text calibration for %s in %s; judging it with the published defaults", model, path)
+        return TextThresholds()
+    return TextThresholds(**found)
+
+
 @dataclass(frozen=True)
 class TextMeasures:
     """What the checks measured, for the verdict's record and the calibration."""
@@ -62,23 +92,37 @@ class TextMeasures:
     logprob_error: float
     z: float | None  # sampled answers only
     greedy_gap: float | None  # greedy answers only: the largest (top-1 logprob - chosen logprob)
+    outside_nucleus: float | None  # top_p < 1 at temperature <= 1: the most mass surely ranked above a chosen token
+    floors_apply: bool = True  # not at temperature >= 1 with top_p 1: the whole tail may then be sampled
 
 
 def measure(request: TextRequest, answer: TextAnswer, scored: list[Scored], thresholds: TextThresholds) -> TextMeasures:
     k = request.params.top_logprobs
     overlaps = [len({t for t, _ in mine} & {t for t, _ in theirs.top[:k]}) / k
                 for mine, theirs in zip(answer.top_logprobs, scored)]
-    chosen = [s.logprob for s in scored]
     drawn = [_sampling_logprob(s, request.params.temperature) for s in scored]  # what the floors judge
     error = max(abs(mine - theirs.logprob) for mine, theirs in zip(answer.logprobs, scored))
-    z = gap = None
-    if request.params.greedy:
+    p = request.params
+    z = gap = nucleus = None
+    if p.greedy:
         gap = max(s.top[0][1] - s.logprob for s in scored)
     else:
-        z = _z(chosen, scored, request.params.temperature, request.params.top_p)
+        z = _z(answer.tokens, scored, p.temperature, p.top_p)
+        if p.top_p < 1 and p.temperature <= 1:
+            nucleus = max(_mass_above(s, p.temperature) for s in scored)
     return TextMeasures(overlap=sum(overlaps) / len(overlaps), worst_logprob=min(drawn),
                         soft_hits=sum(lp <= thresholds.soft_floor for lp in drawn), logprob_error=error, z=z,
-                        greedy_gap=gap)
+                        greedy_gap=gap, outside_nucleus=nucleus, floors_apply=p.temperature < 1 or p.top_p < 1)
+
+
+def _mass_above(s: Scored, temperature: float) -> float:
+    """A lower bound of the sampling mass (p^(1/T), normalised) of the tokens more likely than the
+    chosen one. Top-p sampling draws only from the smallest set of most likely tokens whose mass
+    reaches top_p, so an honest token has less than top_p above it; the tokens beyond the
+    validator's top-k can only add to the normaliser (`_tail_weight`, an upper bound at T <= 1)."""
+    weights = [math.exp(lp / temperature) for _, lp in s.top]
+    above = sum(w for (_, lp), w in zip(s.top, weights) if lp > s.logprob)
+    return above / (sum(weights) + _tail_weight(s, temperature))
 
 
 def _sampling_logprob(s: Scored, temperature: float) -> float:
@@ -93,26 +137,43 @@ def _sampling_logprob(s: Scored, temperature: float) -> float:
     return s.logprob / temperature - log_norm
 
 
-def _z(chosen: list[float], scored: list[Scored], temperature: float, top_p: float) -> float:
-    """How far the chosen tokens' total logprob falls from its expectation under sampling at
-    `temperature` and `top_p` from the validator's distribution (its top-k, renormalised), in
-    standard deviations; negative when the tokens are less likely than that sampling picks."""
-    expected = variance = 0.0
-    for s in scored:
-        logps = [lp for _, lp in s.top]
-        weights = [math.exp((lp - logps[0]) / temperature) for lp in logps]
-        total = sum(weights)
-        probs, mass, kept = [w / total for w in weights], 0.0, []
-        for p, lp in zip(probs, logps):  # the nucleus: the most likely tokens whose mass reaches top_p
+def _tail_weight(s: Scored, temperature: float) -> float:
+    """The sampling weight (p^(1/T)) of every token beyond the validator's top-k together: their
+    p is 1 - the top-k's; at T <= 1 each weighs at most p_k^(1/T - 1) x its p (an upper bound),
+    above it about its p."""
+    tail_p = max(0.0, 1.0 - sum(math.exp(lp) for _, lp in s.top))
+    return tail_p * math.exp(s.top[-1][1] * (1 / temperature - 1)) if temperature <= 1 else tail_p
+
+
+def _z(tokens: tuple[int, ...], scored: list[Scored], temperature: float, top_p: float) -> float:
+    """Whether the chosen tokens are as likely as sampling at `temperature` and `top_p` from the
+    validator's distribution makes them, as one normal score: at each position the chosen
+    token's place in that distribution, u = the mass of less likely outcomes + half its own
+    (about uniform for an honest sampler), clipped to [0.001, 0.999] and turned into a normal
+    quantile; their sum over sqrt(n). Negative when the tokens sit lower in the distribution
+    than sampling puts them (a higher temperature than asked); the clip bounds what one rare,
+    honest draw can weigh. The tokens beyond the validator's top-k are one outcome, last."""
+    normal = NormalDist()
+    total = 0.0
+    for token, s in zip(tokens, scored):
+        outcomes = [(t, math.exp(lp / temperature)) for t, lp in s.top] + [(None, _tail_weight(s, temperature))]
+        norm = sum(w for _, w in outcomes)
+        kept, mass = [], 0.0
+        for t, w in outcomes:  # the nucleus: the most likely outcomes whose mass reaches top_p
             if mass >= top_p:
                 break
-            kept.append((p, lp))
-            mass += p
-        norm = sum(p for p, _ in kept)
-        mean = sum(p / norm * lp for p, lp in kept)
-        expected += mean
-        variance += sum(p / norm * (lp - mean) ** 2 for p, lp in kept)
-    return (sum(chosen) - expected) / math.sqrt(max(variance, 1e-6))
+            kept.append((t, w / norm))
+            mass += w / norm
+        kept_norm = sum(q for _, q in kept)
+        ids = [t for t, _ in kept]
+        at = ids.index(token) if token in ids else (len(ids) - 1 if ids[-1] is None else None)
+        if at is None:  # outside the nucleus: the lowest place there is
+            u = 0.0
+        else:
+            qs = [q / kept_norm for _, q in kept]
+            u = sum(qs[at + 1:]) + qs[at] / 2
+        total += normal.inv_cdf(min(max(u, 1e-3), 1 - 1e-3))
+    return total / math.sqrt(len(tokens))
 
 
 def verify_text(request: TextRequest, answer: TextAnswer, scored: list[Scored], *, end_tokens: set[int],
@@ -132,11 +193,14 @@ def verify_text(request: TextRequest, answer: TextAnswer, scored: list[Scored], 
         return failed(f"the answer ends its turn where the validator's model gives that logprob "
                       f"{scored[-1].logprob:.1f} (floor {thresholds.end_floor:g}): cut short")
     m = measure(request, answer, scored, thresholds)
-    if m.worst_logprob <= thresholds.hard_floor:
+    if m.outside_nucleus is not None and m.outside_nucleus >= request.params.top_p:
+        return failed(f"a token has {m.outside_nucleus:.3f} of the sampling mass above it: top-p "
+                      f"{request.params.top_p:g} never samples it", m.overlap)
+    if m.floors_apply and m.worst_logprob <= thresholds.hard_floor:
         return failed(f"a token has logprob {m.worst_logprob:.1f} under the validator's model at the asked "
                       f"temperature (floor {thresholds.hard_floor:g}): not this model's answer to this prompt",
                       m.overlap)
-    if m.soft_hits >= thresholds.soft_count:
+    if m.floors_apply and m.soft_hits >= thresholds.soft_count:
         return failed(f"{m.soft_hits} tokens at or below logprob {thresholds.soft_floor:g} (at most "
                       f"{thresholds.soft_count - 1}): not this model's answer to this prompt", m.overlap)
     if m.overlap < thresholds.min_overlap:

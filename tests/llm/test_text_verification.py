@@ -16,7 +16,7 @@ from app.protocol.text import parse_text_request
 from app.settings import Settings
 from app.testkit.text_cheats import STRATEGIES, text_cheat_answer
 from app.validator.text_judge import judge_text
-from app.verification.text import TextThresholds
+from app.verification.text import calibrated
 
 from ..conftest import free_port
 
@@ -67,7 +67,7 @@ def test_honest_answers_pass_and_every_cheat_fails(text_net):
                 honest_tokens = raw["tokens"]
             elif raw["tokens"] == honest_tokens and name != "fabricated_logprobs":
                 continue  # the very answer an honest miner gives (a peaked greedy turn sampled hotter): no cheat
-            rungs[name].append(judge_text(text_net["llm"], MODEL, req, raw, thresholds=TextThresholds()).rung)
+            rungs[name].append(judge_text(text_net["llm"], MODEL, req, raw, thresholds=calibrated(MODEL)).rung)
     assert rungs["honest"] == ["exact", "tolerant", "tolerant"] * 2, "greedy answers of one environment class are exact"
     for name in answers:
         if name != "honest":
@@ -82,10 +82,10 @@ def test_a_text_miner_answers_signed_requests_that_verify(text_net):
     req = request(7, 0.7)
     answer = client.generate(text_net["miners"]["textminer"], miner, req.wire())
     assert answer["media_type"] == "text" and answer["environment"]["class"]
-    assert judge_text(text_net["llm"], MODEL, req, answer, thresholds=TextThresholds()).rung == "tolerant"
+    assert judge_text(text_net["llm"], MODEL, req, answer, thresholds=calibrated(MODEL)).rung == "tolerant"
     cheat = text_net["wallets"]["textcheat"].hotkey.ss58_address
     caught = client.generate(text_net["miners"]["textcheat"], cheat, req.wire())
-    verdict = judge_text(text_net["llm"], MODEL, req, caught, thresholds=TextThresholds())
+    verdict = judge_text(text_net["llm"], MODEL, req, caught, thresholds=calibrated(MODEL))
     assert verdict.rung == "failed" and "overlap" in verdict.reason
     with pytest.raises(MinerError) as bad:
         client.generate(text_net["miners"]["textminer"], miner, {**req.wire(), "params": {"temperature": "hot"}})
