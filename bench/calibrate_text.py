@@ -31,8 +31,6 @@ from bench._llm import llm_server  # noqa: E402
 
 MODEL = "Gemma7b"
 ENVIRONMENTS = {"threads=1": {"threads": 1}, "isa=avx2": {"threads": 2, "env": {"ATEN_CPU_CAPABILITY": "avx2"}}}
-TEMPERATURES = (0.0, 0.5, 0.7, 1.0)
-TOP_PS = (0.9, 0.95, 1.0)
 # how far beyond the honest extreme each threshold sits (nats, or a factor where marked)
 MARGINS = {"hard_floor": 3.0, "soft_floor": 2.0, "end_floor": 3.0, "min_z": 1.0, "logprob_tolerance": "x10",
            "greedy_margin": "x10", "min_overlap": 0.2}
@@ -46,6 +44,8 @@ MIN_STATISTICAL_RATE = 0.9
 
 def draw(i: int, tokens: int) -> dict:
     from app.llm.devworld import challenge_messages
+    from app.validator.prompts import TEXT_TEMPERATURES as TEMPERATURES
+    from app.validator.prompts import TEXT_TOP_PS as TOP_PS
 
     rng = random.Random(f"calibrate-text:{i}")
     temperature = rng.choice(TEMPERATURES)

@@ -116,6 +116,31 @@ class MalformedAnswer(ValueError):
 MAX_ENVIRONMENT_JSON = 4096  # a fingerprint is a few hundred bytes; it is stored per response
 
 
+def parse_text_reply(answer: dict, *, request_id: str, model: str) -> dict:
+    """A text miner's 200 reply, checked for what is stored: the same fields as parse_answer's, with
+    `data` the answer's JSON (text, tokens, logprobs, top_logprobs, finish_reason) to judge later
+    against its request (app/protocol/text.parse_text_answer), and the text's sha256 as the claim."""
+    import hashlib
+    import json
+
+    if answer.get("request_id") != request_id:
+        raise MalformedAnswer("request_id", "does not echo the request's id")
+    if answer.get("model") != model:
+        raise MalformedAnswer("model", f"is {str(answer.get('model'))[:40]!r}, the request was for {model}")
+    if answer.get("media_type") != "text":
+        raise MalformedAnswer("media_type", f"must be text, got {str(answer.get('media_type'))[:40]!r}")
+    if not isinstance(answer.get("text"), str):
+        raise MalformedAnswer("text", "must be a string")
+    environment = answer.get("environment")
+    if environment is not None and (not isinstance(environment, dict)
+                                    or len(json.dumps(environment)) > MAX_ENVIRONMENT_JSON):
+        raise MalformedAnswer("environment", f"must be an object of at most {MAX_ENVIRONMENT_JSON} bytes of JSON")
+    body = {k: answer.get(k) for k in ("text", "tokens", "logprobs", "top_logprobs", "finish_reason")}
+    return {"media_type": "text", "data": json.dumps(body, separators=(",", ":")).encode(), "frames": None,
+            "claimed_sha256": hashlib.sha256(answer["text"].encode("utf-8", "surrogatepass")).hexdigest(),
+            "environment": environment}
+
+
 def parse_answer(answer: dict, *, request_id: str, model: str) -> dict:
     """Check a miner's 200 reply field by field (the miner is untrusted); the fields to store.
 

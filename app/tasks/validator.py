@@ -33,7 +33,8 @@ def challenge_round() -> list[dict]:
     """Build this round's challenges, then fan out: queries on the I/O queue, one reproduction each on the GPU."""
     plans = rounds.start_round(validator())
     for plan in plans:
-        reproduce.delay(plan.challenge_id)
+        if plan.reproduce:
+            reproduce.delay(plan.challenge_id)
         for response_id in plan.response_ids:
             query_miner.delay(response_id)
     return [{"challenge": p.challenge_id, "model": p.model, "miners": len(p.response_ids)} for p in plans]

@@ -22,7 +22,7 @@ from app.generation.service import generate_and_record, settle_abandoned
 from app.models import Challenge, Response
 from app.models.base import aware
 from app.protocol import media
-from app.protocol.catalogue import get_spec
+from app.protocol.catalogue import Payload, get_spec
 from app.protocol.request import parse_request
 from app.validator import records
 from app.validator.context import Validator
@@ -85,6 +85,8 @@ def verify_response(v: Validator, response_id: int) -> str | None:
         threshold = threshold_for(model, v.settings, reference_env=challenge.reproduction_env,
                                   miner_env=response.environment, pipeline=request.get("pipeline"))
     spec = get_spec(model)
+    if spec.payload is Payload.CHAT:
+        return _verify_text(v, response_id, challenge_id, request, artifact_path)
     if spec.is_video and not expected_frames:  # reproduced by a release before lossless frames
         with v.sessions() as s:
             challenge = s.get(Challenge, challenge_id)
@@ -108,6 +110,11 @@ def verify_response(v: Validator, response_id: int) -> str | None:
         data=data, media_type=media_type, expected_pixels=expected, expected_sha256=expected_sha,
         expected_media_type=spec.media_type.value, threshold=threshold.similarity, threshold_basis=threshold.basis,
         duplicate_of=duplicate, frames=frames)
+    return _settle(v, response_id, verdict)
+
+
+def _settle(v: Validator, response_id: int, verdict) -> str:
+    """The verdict on its response and its outcome counted, once (a redelivered task counts nothing)."""
     try:
         with v.sessions() as s:
             response = records.record_verdict(s, response_id=response_id, verdict=verdict)
@@ -115,6 +122,34 @@ def verify_response(v: Validator, response_id: int) -> str | None:
     except IntegrityError:
         log.info("response %d was counted already (redelivered task)", response_id)
     return verdict.rung
+
+
+def _verify_text(v: Validator, response_id: int, challenge_id: str, request: dict, artifact_path: str | None) -> str | None:
+    """A text answer judged by one prefill on the validator's own text server (app/validator/text_judge.py).
+    That server failing is the validator's failure: logged, nothing counted, the sweep settles it."""
+    import json
+
+    from app.llm.client import TextServerError
+    from app.protocol.text import parse_text_request
+    from app.validator.text_judge import judge_text
+    from app.verification.text import calibrated
+
+    settings = v.settings
+    if not settings.validator_llm_url:
+        log.warning("text answer %d not judged: SEEDGRID_VALIDATOR_LLM_URL is not set", response_id)
+        return None
+    req = parse_text_request(request)
+    try:
+        raw = json.loads(Path(artifact_path).read_bytes()) if artifact_path else {}
+    except (OSError, ValueError):
+        raw = {}
+    try:
+        verdict = judge_text(settings.validator_llm_url, settings.llm_model or req.model, req,
+                             raw if isinstance(raw, dict) else {}, thresholds=calibrated(req.model))
+    except TextServerError as exc:
+        log.warning("text answer %d of challenge %s not judged: %s", response_id, challenge_id, exc)
+        return None
+    return _settle(v, response_id, verdict)
 
 
 def settle_stale(v: Validator, *, now: float | None = None) -> dict:

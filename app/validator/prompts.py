@@ -102,3 +102,23 @@ def challenge_prompt(seed: int, service_url: str | None = None, timeout: float =
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("challenge service %s failed (%s); using the built-in generator", service_url, exc)
     return varied_prompt(seed)
+
+
+# A text challenge's sampling: greedy or sampled, truncated by top_p or not (the calibration draws the same)
+TEXT_TEMPERATURES = (0.0, 0.5, 0.7, 1.0)
+TEXT_TOP_PS = (0.9, 0.95, 1.0)
+
+
+def text_challenge(model: str, seed: int, rng: random.Random, kind: str = "challenge"):
+    """A text model type's challenge: a question or instruction of the dev world's kinds
+    (app/llm/devworld.challenge_messages, phrased as people do), max_tokens bounded per model type."""
+    from app.llm.devworld import challenge_messages
+    from app.protocol.catalogue import get_spec
+    from app.protocol.text import parse_text_request
+
+    bounds = get_spec(model).text
+    temperature = rng.choice(TEXT_TEMPERATURES)
+    return parse_text_request({"model": model, "kind": kind, "seed": seed, "messages": challenge_messages(seed),
+                               "params": {"max_tokens": bounds.challenge_max_tokens, "temperature": temperature,
+                                          "top_p": 1.0 if temperature == 0 else rng.choice(TEXT_TOP_PS),
+                                          "top_logprobs": bounds.top_logprobs}})

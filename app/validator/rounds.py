@@ -24,16 +24,16 @@ from app.generation.limits import model_timeout
 from app.keys import validator_sent
 from app.models import Challenge, MinerState, Response
 from app.protocol import media
-from app.protocol.catalogue import get_spec
+from app.protocol.catalogue import CATALOGUE, Payload, get_spec
 from app.protocol.client import MinerError
 from app.protocol.request import parse_request
-from app.protocol.schemas import MalformedAnswer, parse_answer
+from app.protocol.schemas import MalformedAnswer, parse_answer, parse_text_reply
 from app.scoring.tiers import TierTable
 from app.validator import records
 from app.validator.conditioning import challenge_conditioning
 from app.validator.context import Validator
 from app.validator.judging import count_outcome
-from app.validator.prompts import challenge_params, challenge_prompt
+from app.validator.prompts import challenge_params, challenge_prompt, text_challenge
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,10 @@ def sync_miners(v: Validator) -> dict:
         answers = list(pool.map(info, neurons))
     lowest = v.tiers.lowest.name
     reachable = 0
+    known = set(challenged_models(v.settings))  # a text miner counts where this validator can judge text
     with v.sessions() as s:
         for n, data, error in answers:
-            if data and data.get("model") in SERVED_MODELS:
+            if data and data.get("model") in known:
                 reachable += 1
                 records.upsert_miner(s, hotkey=n.hotkey, uid=n.uid, default_tier=lowest, model=data["model"],
                                      axon=n.axon, reachable=True, total_volume=int(data.get("total_volume", 0)),
@@ -135,11 +136,20 @@ class RoundPlan:
     challenge_id: str
     model: str
     response_ids: list[int]
+    reproduce: bool = True  # a text challenge has nothing to reproduce: its answers are judged by a prefill
+
+
+def challenged_models(settings) -> tuple[str, ...]:
+    """The model types the rounds challenge: those a backend here reproduces, and the text types
+    when the validator has its own text server to score them (SEEDGRID_VALIDATOR_LLM_URL)."""
+    text = tuple(n for n, s in CATALOGUE.items() if s.payload is Payload.CHAT) if settings.validator_llm_url else ()
+    return SERVED_MODELS + text
 
 
 def start_round(v: Validator, *, rng: random.Random | None = None, kind: str = "challenge",
-                models: Sequence[str] = SERVED_MODELS) -> list[RoundPlan]:
-    """One challenge per model type that has reachable miners, sent to a group of them.
+                models: Sequence[str] | None = None) -> list[RoundPlan]:
+    """One challenge per model type that has reachable miners, sent to a group of them
+    (`challenged_models` unless `models` says).
 
     The chain is read once here: the challenge's block stamps the epoch of every outcome
     its responses get.
@@ -151,13 +161,20 @@ def start_round(v: Validator, *, rng: random.Random | None = None, kind: str = "
     with v.sessions() as s:
         miners = list(s.scalars(select(MinerState).where(MinerState.reachable.is_(True),
                                                          MinerState.model.is_not(None))))
-        for model in models:
+        for model in models or challenged_models(settings):
             chosen = select_miners(miners, model, tiers=v.tiers, group_size=settings.challenge_group_size, rng=rng,
                                    take=lambda m: take_quota(v.redis, m, reserve=settings.organic_share))
             if not chosen:
                 continue
             seed = rng.randrange(2**32)
             spec = get_spec(model)
+            if spec.payload is Payload.CHAT:  # judged by one prefill of the answer: nothing to reproduce first
+                challenge = records.create_challenge(s, request=text_challenge(model, seed, rng, kind), block=block)
+                records.record_reproduction(s, challenge_id=challenge.id, pixel_sha256=None, path=None,
+                                            environment=None, seconds=0.0)
+                ids = [records.add_response(s, challenge_id=challenge.id, miner=m).id for m in chosen]
+                plans.append(RoundPlan(challenge.id, model, ids, reproduce=False))
+                continue
             configured = {**spec.default_params(), **settings.challenge_params.get(model, {})}
             params = challenge_params(configured, records.recent_organic_params(s, model=model), rng)
             raw = {"model": model, "kind": kind, "seed": seed, "params": params,
@@ -260,9 +277,11 @@ def call_miner(v: Validator, query: Query, *, busy_ok: bool = False) -> Reply:
         answer = v.client.generate(f"http://{query.axon}", query.hotkey, query.request,
                                    timeout=query_deadline(v, query.model))
         latency = time.monotonic() - t0
-        parsed = parse_answer(answer, request_id=query.request["request_id"], model=query.model)
+        text = get_spec(query.model).payload is Payload.CHAT
+        parsed = (parse_text_reply if text else parse_answer)(answer, request_id=query.request["request_id"],
+                                                             model=query.model)
         media_type = parsed["media_type"]
-        ext = media.extension(media_type) if media_type in ("image/png", "video/mp4") else "bin"
+        ext = "json" if text else media.extension(media_type) if media_type in ("image/png", "video/mp4") else "bin"
         path, _ = artifacts.store(v.settings.validator_artifacts_dir, parsed["data"], ext)
         frames = parsed["frames"] and artifacts.store(v.settings.validator_artifacts_dir, parsed["frames"],
                                                       media.FRAMES_EXTENSION)[0]

@@ -11,7 +11,7 @@ from app.generation import artifacts
 from app.models import Challenge, Job, MinerState, Response, TierChange, WeightSet
 from app.models.base import aware
 from app.models.gateway import JOB_STATUSES
-from app.protocol.catalogue import get_spec
+from app.protocol.catalogue import Payload, get_spec
 
 __all__ = ["leaderboard", "organic", "gallery", "history", "last_weights", "recent_verdicts", "artifact_name",
            "find_artifact", "conditioning"]
@@ -100,21 +100,39 @@ def gallery(settings, limit: int = 12) -> list[dict]:
         out = []
         for c in challenges:
             responses = list(s.scalars(select(Response).where(Response.challenge_id == c.id).order_by(Response.uid)))
+            text = get_spec(c.model).payload is Payload.CHAT
             out.append({
-                "challenge": c.id, "model": c.model, "kind": c.kind, "prompt": c.request.get("prompt"),
+                "challenge": c.id, "model": c.model, "kind": c.kind,
+                "prompt": (c.request.get("messages") or [{}])[-1].get("content") if text else c.request.get("prompt"),
                 "seed": c.request.get("seed"), "params": c.request.get("params"), "block": c.block,
                 "pipeline": c.request.get("pipeline") or get_spec(c.model).pipeline.value,
                 "conditioning": conditioning(settings, c.request, key=c.id),
                 "reproduction": artifact_name(c.reproduction_path),
-                "media_type": "video/mp4" if (c.reproduction_path or "").endswith(".mp4") else "image/png",
+                "media_type": "text" if text else "video/mp4" if (c.reproduction_path or "").endswith(".mp4")
+                else "image/png",
                 "responses": [{
                     "uid": uids.get(r.hotkey, r.uid), "hotkey": r.hotkey, "status": r.status,
                     "artifact": artifact_name(r.artifact_path) if r.media_type in ("image/png", "video/mp4") else None,
                     "media_type": r.media_type, "verdict": r.verdict_rung, "similarity": r.verdict_similarity,
                     "reason": r.verdict_reason or r.error, "latency_s": r.latency_s,
+                    "text": answer_text(r.artifact_path) if text else None,
                 } for r in responses],
             })
         return out
+
+
+TEXT_SHOWN = 400  # characters of a text answer the gallery shows
+
+
+def answer_text(path: str | None) -> str | None:
+    """A stored text answer's text (its JSON artifact), cut for the gallery; None when unreadable."""
+    import json
+
+    try:
+        text = json.loads(Path(path).read_bytes()).get("text") if path else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return text[:TEXT_SHOWN] if isinstance(text, str) else None
 
 
 def history(settings) -> list[dict]:
