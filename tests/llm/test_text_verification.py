@@ -21,11 +21,12 @@ from app.verification.text import calibrated
 from ..conftest import free_port
 
 MODEL = "Gemma7b"
+NETUID = 9  # its own subnet: its 1M-stake validator must not change other modules' quota splits
 
 
 @pytest.fixture(scope="module")
 def text_net(settings, database, module_processes):
-    chain = LocalChain(database, settings.netuid)
+    chain = LocalChain(database, NETUID)
     chain.init(block_time=0.5)
     wallets = {}
     for name, stake in (("textminer", 0), ("textcheat", 0), ("textvalidator", 1_000_000)):
@@ -42,7 +43,8 @@ def text_net(settings, database, module_processes):
         port = free_port()
         proc = module_processes("miner", "serve", "--model", MODEL, "--wallet", "text", "--hotkey", name,
                                 "--port", str(port), *(["--cheat", cheat] if cheat else []),
-                                env={"SEEDGRID_LLM_URL": llm_url, "SEEDGRID_METAGRAPH_TTL": "0.5"})
+                                env={"SEEDGRID_LLM_URL": llm_url, "SEEDGRID_METAGRAPH_TTL": "0.5",
+                                     "SEEDGRID_NETUID": str(NETUID)})
         miners[name] = f"http://127.0.0.1:{port}"
         proc.wait_http(miners[name] + "/healthz")
     return {"llm": llm_url, "miners": miners, "wallets": wallets}
