@@ -22,7 +22,9 @@ from typing import Callable
 from app.backends.registry import SERVED_MODELS, checkpoint_path, served_spec
 from app.chain.local import LocalChain
 from app.chain.wallets import create_wallet
+from app.llm.devbuild import build_dev_text, dev_text_folder
 from app.local_plan import LOCAL_CHALLENGES, LOCAL_TIERS
+from app.protocol.catalogue import Payload, get_spec
 from app.settings import Settings
 from app.testkit.cheats import Cheat, sibling
 from workers.supervisor import ProcessGroup, Replica
@@ -38,7 +40,7 @@ class UpError(RuntimeError):
 
 @dataclass
 class Plan:
-    miners: list[str] = field(default_factory=lambda: ["RealisticVision", "RealitiesEdgeXL", "TextToVideo"])
+    miners: list[str] = field(default_factory=lambda: ["RealisticVision", "RealitiesEdgeXL", "TextToVideo", "Gemma7b"])
     cheaters: list[str] = field(default_factory=lambda: ["wrong_seed"])
     block_time: float = 0.1  # 360 blocks in 36 s
     dashboard_port: int = 8000
@@ -51,7 +53,8 @@ class Plan:
 
     def validate(self) -> None:
         for m in self.miners:
-            served_spec(m)
+            if not is_text(m):  # a text miner's engine is a text server of its own, started with it
+                served_spec(m)
         for c in self.cheaters:
             if c not in Cheat.strategies:
                 raise UpError(f"--cheaters: unknown strategy {c!r}; choose from {', '.join(Cheat.strategies)}")
@@ -59,6 +62,10 @@ class Plan:
             raise UpError("--miners and --cheaters are both empty: a network needs at least one miner")
         if self.epochs is not None and self.epochs < 1:
             raise UpError("--epochs must be at least 1")
+
+
+def is_text(model: str) -> bool:
+    return get_spec(model).payload is Payload.CHAT
 
 
 def port_free(port: int) -> bool:
@@ -122,7 +129,15 @@ def prepare(settings: Settings, plan: Plan) -> tuple[LocalChain, dict[str, dict]
     needed = set(plan.miners) | ({"RealisticVision"} if plan.cheaters else set())
     if "other_checkpoint" in plan.cheaters:
         needed.add(sibling("RealisticVision"))
+    if any(is_text(m) for m in needed):  # the shipped dev text models, copied (no training)
+        build_dev_text(settings)
     for m in sorted(needed):
+        if is_text(m):
+            path = settings.model_paths.get(m) or dev_text_folder(settings, m)
+            if not Path(path).exists():
+                raise UpError(f"no text model for {m} at {path}; set SEEDGRID_MODEL_PATHS or run "
+                              "`seedgrid llm build-dev`")
+            continue
         path = checkpoint_path(settings, m)
         if not path.exists():
             raise UpError(f"no checkpoint for {m} at {path}; run `seedgrid models build-dev` (make run does)")
@@ -157,23 +172,32 @@ def start(settings: Settings, plan: Plan) -> Topology:
     logs = settings.state_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     seedgrid = str(Path(sys.executable).parent / "seedgrid")
-    models = sorted({m["model"] for m in miners.values()}
+    models = sorted({m["model"] for m in miners.values() if not is_text(m["model"])}
                     | {sibling(m["model"]) for m in miners.values() if m["cheat"] == "other_checkpoint"} - {None},
                     key=SERVED_MODELS.index)
     replicas = [Replica("miner gpu worker", [sys.executable, "-m", "workers.gpu", "--model", ",".join(models),
-                                             "--name", "local-gpu"], env)]
+                                             "--name", "local-gpu"], env)] if models else []
+    text_servers = {}  # text model type -> the miners' server port, and the validator's own
+    for model in sorted({m["model"] for m in miners.values() if is_text(m["model"])}):
+        text_servers[model] = ports_taken = (free_port(), free_port())
+        for who, port in zip(("text server", "validator text server"), ports_taken):
+            replicas.append(Replica(f"{who} {model}", [seedgrid, "llm", "serve", "--model", model,
+                                                       "--port", str(port)], env))
+        env = {**env, "SEEDGRID_VALIDATOR_LLM_URL": f"http://127.0.0.1:{ports_taken[1]}"}  # one text type here
     for (name, m), port in zip(miners.items(), ports):
         m["port"] = port
         argv = [seedgrid, "miner", "serve", "--model", m["model"], "--wallet", NETWORK, "--hotkey", name,
                 "--port", str(port)] + (["--cheat", m["cheat"]] if m["cheat"] else [])
         menv = env
+        if is_text(m["model"]):
+            menv = {**env, "SEEDGRID_LLM_URL": f"http://127.0.0.1:{text_servers[m['model']][0]}"}
         if m["cheat"] == "reduced_precision":  # its own GPU worker in bfloat16, on a broker of its own
             menv = {**env, "SEEDGRID_DTYPE": "bfloat16",
                     "SEEDGRID_REDIS_URL": settings.broker_url.rsplit("/", 1)[0] + f"/{REDUCED_PRECISION_DB}"}
             replicas.append(Replica(f"{name} gpu worker", [sys.executable, "-m", "workers.gpu", "--model", m["model"],
                                                            "--name", "local-gpu-bf16"], menv))
         replicas.append(Replica(name, argv, menv))
-    for role in ("io", "default", "gpu", "beat"):
+    for role in ("io", "default", "gpu", "beat") if models else ("io", "default", "beat"):  # gpu: reproductions
         extra = ["--model", ",".join(models)] if role == "gpu" else []  # reproduce only what is served
         replicas.append(Replica(f"validator {role}", [sys.executable, "-m", "workers.validator", role, *extra], env))
     replicas.append(Replica("dashboard", [seedgrid, "validator", "dashboard", "--port", str(plan.dashboard_port)], env))
@@ -185,8 +209,8 @@ def start(settings: Settings, plan: Plan) -> Topology:
     group = ProcessGroup(replicas, log_dir=logs)
     # the miners first, the validator once their APIs listen: a round started before a miner
     # is up (its state says reachable from the last run) would count the refused call against it
-    group.start(first=lambda r: not validator_side(r), ready=lambda: not any(port_free(m["port"]) for m in
-                                                                             miners.values()))
+    listening = [m["port"] for m in miners.values()] + [p for p, _ in text_servers.values()]
+    group.start(first=lambda r: not validator_side(r), ready=lambda: not any(port_free(p) for p in listening))
     return Topology(validator, miners, group, logs)
 
 

@@ -45,7 +45,7 @@ def wait_http(url, proc, timeout=180, auth=None):
 def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
     ports = [free_port() for _ in range(3)]
     log = open(tmp_path / "up.log", "w+")
-    proc = subprocess.Popen([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,TextToVideo",
+    proc = subprocess.Popen([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,TextToVideo,Gemma7b",
                              "--cheaters", "blank", "--dashboard-port", str(ports[0]), "--flower-port", str(ports[1]),
                              "--gateway-port", str(free_port()),
                              "--miner-port", str(ports[2])], env=up_env(tmp_path / "state"), stdout=log,
@@ -93,7 +93,9 @@ def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
     env = up_env(tmp_path / "state")
     board = json.loads(subprocess.run([SEEDGRID, "validator", "status", "--json"], capture_output=True, text=True,
                                       env=env).stdout)
-    assert len(board) == 3
+    assert len(board) == 4
+    text = next(r for r in board if r["model"] == "Gemma7b")
+    assert text["weight"] > 0, "the text miner's verified answers earn its type's share"
     cheater = board[-1]
     assert cheater["score"] < 0 and cheater["weight"] == 0 and cheater["tier"] == "Bronze"
     assert all(r["weight"] > 0 for r in board[:-1]), (board, output[-4000:])

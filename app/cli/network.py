@@ -314,7 +314,7 @@ def beat(name: str, loglevel: str) -> None:
 
 # --- up -------------------------------------------------------------------------------
 @main.command()
-@click.option("--miners", default="RealisticVision,RealitiesEdgeXL,TextToVideo", show_default=True,
+@click.option("--miners", default="RealisticVision,RealitiesEdgeXL,TextToVideo,Gemma7b", show_default=True,
               help="honest miners: one per model type listed (comma-separated; repeat a type for two)")
 @click.option("--cheaters", default="wrong_seed", show_default=True,
               help="cheating RealisticVision miners, one per strategy listed ('' for none)")
