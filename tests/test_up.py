@@ -42,10 +42,26 @@ def wait_http(url, proc, timeout=180, auth=None):
     raise AssertionError(f"{url} never answered")
 
 
+def test_a_text_miner_runs_with_its_text_servers_and_earns_its_share(tmp_path):
+    """The default network's text miner, alone with an image miner: its text server and the
+    validator's start with it, its answers are judged by a prefill, and its type's share is set."""
+    ports = [free_port() for _ in range(4)]
+    p = subprocess.run([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,Gemma7b", "--cheaters", "",
+                        "--dashboard-port", str(ports[0]), "--flower-port", str(ports[1]), "--gateway-port",
+                        str(ports[2]), "--miner-port", str(ports[3])], env=up_env(tmp_path / "state"),
+                       capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0 and p.stdout.rstrip().endswith("done"), (p.stdout + p.stderr)[-3000:]
+    board = json.loads(subprocess.run([SEEDGRID, "validator", "status", "--json"], capture_output=True, text=True,
+                                      env=up_env(tmp_path / "state")).stdout)
+    text = next(r for r in board if r["model"] == "Gemma7b")
+    assert text["score"] > 0 and text["weight"] > 0, board
+    assert not leftovers(tmp_path / "state"), "every child process stopped, the text servers too"
+
+
 def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
     ports = [free_port() for _ in range(3)]
     log = open(tmp_path / "up.log", "w+")
-    proc = subprocess.Popen([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,TextToVideo,Gemma7b",
+    proc = subprocess.Popen([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,TextToVideo",
                              "--cheaters", "blank", "--dashboard-port", str(ports[0]), "--flower-port", str(ports[1]),
                              "--gateway-port", str(free_port()),
                              "--miner-port", str(ports[2])], env=up_env(tmp_path / "state"), stdout=log,
@@ -93,9 +109,7 @@ def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
     env = up_env(tmp_path / "state")
     board = json.loads(subprocess.run([SEEDGRID, "validator", "status", "--json"], capture_output=True, text=True,
                                       env=env).stdout)
-    assert len(board) == 4
-    text = next(r for r in board if r["model"] == "Gemma7b")
-    assert text["weight"] > 0, "the text miner's verified answers earn its type's share"
+    assert len(board) == 3
     cheater = board[-1]
     assert cheater["score"] < 0 and cheater["weight"] == 0 and cheater["tier"] == "Bronze"
     assert all(r["weight"] > 0 for r in board[:-1]), (board, output[-4000:])
