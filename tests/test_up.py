@@ -42,22 +42,6 @@ def wait_http(url, proc, timeout=180, auth=None):
     raise AssertionError(f"{url} never answered")
 
 
-def test_a_text_miner_runs_with_its_text_servers_and_earns_its_share(tmp_path):
-    """The default network's text miner, alone with an image miner: its text server and the
-    validator's start with it, its answers are judged by a prefill, and its type's share is set."""
-    ports = [free_port() for _ in range(4)]
-    p = subprocess.run([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,Gemma7b", "--cheaters", "",
-                        "--dashboard-port", str(ports[0]), "--flower-port", str(ports[1]), "--gateway-port",
-                        str(ports[2]), "--miner-port", str(ports[3])], env=up_env(tmp_path / "state"),
-                       capture_output=True, text=True, timeout=400)
-    assert p.returncode == 0 and p.stdout.rstrip().endswith("done"), (p.stdout + p.stderr)[-3000:]
-    board = json.loads(subprocess.run([SEEDGRID, "validator", "status", "--json"], capture_output=True, text=True,
-                                      env=up_env(tmp_path / "state")).stdout)
-    text = next(r for r in board if r["model"] == "Gemma7b")
-    assert text["score"] > 0 and text["weight"] > 0, board
-    assert not leftovers(tmp_path / "state"), "every child process stopped, the text servers too"
-
-
 def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
     ports = [free_port() for _ in range(3)]
     log = open(tmp_path / "up.log", "w+")
@@ -155,3 +139,19 @@ def test_a_missing_checkpoint_says_what_to_run(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "seedgrid models build-dev" in p.stderr
     assert not leftovers(tmp_path)
+
+
+def test_a_text_miner_runs_with_its_text_servers_and_earns_its_share(tmp_path):
+    """The default network's text miner, alone with an image miner: its text server and the
+    validator's start with it, its answers are judged by a prefill, and its type's share is set."""
+    ports = [free_port() for _ in range(4)]
+    p = subprocess.run([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,Gemma7b", "--cheaters", "",
+                        "--dashboard-port", str(ports[0]), "--flower-port", str(ports[1]), "--gateway-port",
+                        str(ports[2]), "--miner-port", str(ports[3])], env=up_env(tmp_path / "state"),
+                       capture_output=True, text=True, timeout=400)
+    assert p.returncode == 0 and p.stdout.rstrip().endswith("done"), (p.stdout + p.stderr)[-3000:]
+    board = json.loads(subprocess.run([SEEDGRID, "validator", "status", "--json"], capture_output=True, text=True,
+                                      env=up_env(tmp_path / "state")).stdout)
+    text = next(r for r in board if r["model"] == "Gemma7b")
+    assert text["score"] > 0 and text["weight"] > 0, board
+    assert not leftovers(tmp_path / "state"), "every child process stopped, the text servers too"
