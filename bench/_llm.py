@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -51,3 +52,36 @@ def llm_server(model: str, *, threads: int | None = None, env: dict | None = Non
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@dataclass
+class TextMinerUnderTest:
+    url: str  # the miner API
+    hotkey: str
+    validator: object  # a wallet registered with 1M stake
+    llm_url: str  # its text server
+
+
+@contextmanager
+def text_miner_under_test(name: str) -> Iterator[TextMinerUnderTest]:
+    """A text miner: `seedgrid miner serve --model Gemma7b` over a dev text server, on the bench's subnet."""
+    from app.local_network import free_port
+    from bench._miner import pinned_process, subnet, wait_healthy
+
+    redis, miner, validator = subnet(name)
+    try:
+        with llm_server("Gemma7b") as llm_url:
+            port = free_port()
+            seedgrid = str(Path(sys.executable).parent / "seedgrid")
+            proc = pinned_process([seedgrid, "miner", "serve", "--model", "Gemma7b", "--wallet", name, "--hotkey",
+                                   "miner", "--port", str(port), "--no-announce"], None,
+                                  env={**os.environ, "SEEDGRID_LLM_URL": llm_url})
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_healthy(url, time.monotonic() + 120, "the bench text miner API")
+                yield TextMinerUnderTest(url, miner.hotkey.ss58_address, validator, llm_url)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    finally:
+        redis.stop()

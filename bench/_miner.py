@@ -36,27 +36,10 @@ def miner_under_test(name: str, extra_callers: dict[str, float] | None = None,
                      cpus: set[int] | None = None) -> Iterator[MinerUnderTest]:
     """`cpus`: the cores the miner's processes run on (its GPU worker with as many torch threads), as on
     a host of its own; this machine's cores, shared with the caller, when None."""
-    from app.bootstrap import prepare_database, prepare_redis
     from app.celery_app import celery_app
-    from app.chain.local import LocalChain
-    from app.chain.wallets import create_wallet
-    from app.config import get_settings
     from app.local_network import free_port
 
-    settings = get_settings()
-    redis = prepare_redis(settings)
-    if settings.database_url == BENCH_DATABASE:  # ours: migrate it as `seedgrid db upgrade` would
-        from app import migrations
-
-        migrations.upgrade(settings.sqlalchemy_url)
-    prepare_database(settings)
-    chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
-    chain.init(block_time=settings.local_block_time)
-    miner, _ = create_wallet(settings.wallets_dir, name, "miner")
-    validator, _ = create_wallet(settings.wallets_dir, name, "validator")
-    for w, stake in ((miner, 0.0), (validator, 1_000_000.0)):
-        chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
-        chain.set_stake(w.hotkey.ss58_address, stake)
+    redis, miner, validator = subnet(name)
     port = free_port()
     seedgrid = str(Path(sys.executable).parent / "seedgrid")
     procs = [
@@ -79,6 +62,31 @@ def miner_under_test(name: str, extra_callers: dict[str, float] | None = None,
         for p in procs:
             p.wait(timeout=30)
         redis.stop()
+
+
+def subnet(name: str):
+    """Redis, the bench database migrated, the local chain, and a miner and a 1M-stake validator
+    registered under wallet `name`: (the Redis handle, the miner's wallet, the validator's)."""
+    from app.bootstrap import prepare_database, prepare_redis
+    from app.chain.local import LocalChain
+    from app.chain.wallets import create_wallet
+    from app.config import get_settings
+
+    settings = get_settings()
+    redis = prepare_redis(settings)
+    if settings.database_url == BENCH_DATABASE:  # ours: migrate it as `seedgrid db upgrade` would
+        from app import migrations
+
+        migrations.upgrade(settings.sqlalchemy_url)
+    prepare_database(settings)
+    chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
+    chain.init(block_time=settings.local_block_time)
+    miner, _ = create_wallet(settings.wallets_dir, name, "miner")
+    validator, _ = create_wallet(settings.wallets_dir, name, "validator")
+    for w, stake in ((miner, 0.0), (validator, 1_000_000.0)):
+        chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
+        chain.set_stake(w.hotkey.ss58_address, stake)
+    return redis, miner, validator
 
 
 def pinned_process(argv: list[str], cpus: set[int] | None, env: dict | None = None) -> subprocess.Popen:

@@ -16,10 +16,16 @@ values), raw bodies, valid jobs (some with ?wait=1), OpenAI image bodies with od
 and response_format, odd ?wait= values and Idempotency-Keys, job ids that are not ours or
 not ids at all on every job route, /v1/models, and other paths and methods.
 
+Text (--api text): a text miner (`seedgrid miner serve --model Gemma7b`) over `seedgrid llm
+serve` (bench/_llm.py): signed text requests with a field replaced (messages, params, seed...),
+raw bodies, valid requests, an image request, unsigned or tampered ones; then the text server
+itself: chat and completion bodies with odd fields, raw bodies, /tokenize and /detokenize
+with odd values, other paths and methods.
+
 Prints the answers by status, the number of 5xx and of dropped connections (both must
 be 0; the exit status says so), and the median latency of a fuzzed request as a ratio
 to /healthz measured in the same run.
-Run: .venv/bin/python bench/fuzz_api.py [--api miner,gateway] [--requests 10000] [--concurrency 8] [--seed 1]
+Run: .venv/bin/python bench/fuzz_api.py [--api miner,gateway,text] [--requests 10000] [--concurrency 8] [--seed 1]
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ VOLUME = {"miner": os.environ.get("SEEDGRID_TOTAL_VOLUME", "300"),
 os.environ.setdefault("SEEDGRID_MAX_CONCURRENT_REQUESTS", "4")
 
 from bench._gateway import gateway_under_test  # noqa: E402  (its tier table lasts the run)
+from bench._llm import text_miner_under_test  # noqa: E402
 from bench._miner import miner_under_test  # noqa: E402
 
 BASE = {"model": "RealisticVision", "prompt": "a lighthouse at dusk", "seed": 1,
@@ -203,6 +210,99 @@ def gateway_case(rng: random.Random):
     return method, path, body, headers
 
 
+TEXT_BASE = {"model": "Gemma7b", "messages": [{"role": "user", "content": "What colour is the sky in Kenun?"}],
+             "seed": 1, "params": {"max_tokens": 16, "temperature": 0.7, "top_p": 0.95, "top_logprobs": 5}}
+TEXT_FIELDS = ["model", "messages", "messages.0", "seed", "kind", "request_id", "params", "params.max_tokens",
+               "params.temperature", "params.top_p", "params.top_logprobs", "extra", "params.extra"]
+CHAT = {"model": "Gemma7b", "messages": [{"role": "user", "content": "Describe Kenun."}], "max_tokens": 8,
+        "temperature": 0.7, "seed": 3, "logprobs": True, "top_logprobs": 3}
+CHAT_FIELDS = ["model", "messages", "messages.0", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+               "seed", "logprobs", "top_logprobs", "n", "stop", "stream", "return_tokens_as_token_ids", "user"]
+COMPLETION = {"model": "Gemma7b", "prompt": "The sky in Kenun", "max_tokens": 8, "seed": 1, "logprobs": 3}
+COMPLETION_FIELDS = ["model", "prompt", "max_tokens", "temperature", "top_p", "seed", "logprobs", "echo", "n", "stream",
+                     "return_tokens_as_token_ids", "best_of"]
+
+
+def mutated_list(rng: random.Random, base: dict, fields: list[str]) -> dict:
+    """`mutated`, where a field may also name a list's first item ("messages.0")."""
+    body = json.loads(json.dumps(base))
+    for _ in range(rng.choice((1, 1, 2))):
+        field = rng.choice(fields)
+        outer, _, inner = field.partition(".")
+        target = body.get(outer)
+        if inner.isdigit() and isinstance(target, list) and target:
+            target[0] = odd_value(rng) if rng.random() < 0.5 else {"role": odd_value(rng), "content": odd_value(rng)}
+        elif inner and isinstance(target, dict):
+            target[inner] = odd_value(rng)
+        elif rng.random() < 0.15:
+            body.pop(field, None)
+        else:
+            body[field] = odd_value(rng)
+    return body
+
+
+def text_miner_case(rng: random.Random):
+    """(method, path, body, how to sign) against a text miner's API: as `case`, on text bodies."""
+    roll = rng.random()
+    method, path = "POST", "/v1/generate"
+    if roll < 0.5:
+        body = json.dumps(mutated_list(rng, TEXT_BASE, TEXT_FIELDS), allow_nan=True).encode("utf-8", "surrogatepass")
+    elif roll < 0.75:
+        body = raw_body(rng, TEXT_BASE)
+    elif roll < 0.82:
+        body = json.dumps({**TEXT_BASE, "seed": rng.randrange(2**32)}).encode()  # valid
+    elif roll < 0.88:
+        method, path, body = "GET", "/v1/info", b""
+    else:
+        body = json.dumps(BASE).encode()  # an image request to a text miner
+    extra = rng.random()
+    how = ("content_type:text/plain" if extra < 0.04 else "unsigned" if extra < 0.07
+           else "tampered" if extra < 0.09 else "signed")
+    return method, path, body, how
+
+
+def text_server_case(rng: random.Random):
+    """(method, path, body, headers) against `seedgrid llm serve`: OpenAI bodies with odd fields, raw bodies,
+    /tokenize and /detokenize, other paths."""
+    roll = rng.random()
+    headers = {"Content-Type": "application/json"}
+    if roll < 0.35:
+        method, path = "POST", "/v1/chat/completions"
+        body = json.dumps(mutated_list(rng, CHAT, CHAT_FIELDS), allow_nan=True).encode("utf-8", "surrogatepass")
+    elif roll < 0.60:
+        method, path = "POST", "/v1/completions"
+        body = json.dumps(mutated_list(rng, COMPLETION, COMPLETION_FIELDS), allow_nan=True) \
+            .encode("utf-8", "surrogatepass")
+    elif roll < 0.72:
+        method, path = "POST", rng.choice(["/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize"])
+        body = raw_body(rng, CHAT)
+    elif roll < 0.84:
+        method, path = "POST", rng.choice(["/tokenize", "/detokenize"])
+        body = json.dumps(rng.choice([{"model": "Gemma7b", "prompt": odd_value(rng)},
+                                      {"model": "Gemma7b", "messages": odd_value(rng)},
+                                      {"model": "Gemma7b", "tokens": rng.choice([[1, 2], [-1], [10**9], "x", [1.5]])},
+                                      {"model": "Gemma7b", "prompt": "x", "add_special_tokens": odd_value(rng)}]),
+                          allow_nan=True).encode("utf-8", "surrogatepass")
+    elif roll < 0.90:
+        method, path, body = "POST", "/v1/chat/completions", json.dumps({**CHAT, "seed": rng.randrange(2**32)}).encode()
+    else:
+        method, path, body = rng.choice([("GET", "/v1/models", b""), ("GET", "/health", b""), ("PUT", "/v1/models", b""),
+                                         ("GET", "/v1/" + "a" * 2000, b""), ("POST", "/", b"{}")])
+    if rng.random() < 0.04:
+        headers["Content-Type"] = rng.choice(["text/plain", ""])
+    return method, path, body, headers
+
+
+def signing(wallet, hotkey: str):
+    """A miner case (method, path, body, how) -> (method, path, body, headers), signed as it is sent."""
+    def prepare(c):
+        method, path, body, how = c
+        body, headers = signed(wallet, hotkey, method, path, body, how)
+        return method, path, body, headers
+
+    return prepare
+
+
 def gateway_auth(key: str, headers: dict) -> dict:
     how = headers.pop("auth")
     value = {"key": f"Bearer {key}", "basic": "Basic YTpi", "unknown": "Bearer sg_" + "A" * 32}.get(how)
@@ -264,28 +364,23 @@ def report(api: str, n: int, concurrency: int, seed: int, out: dict) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--api", default="miner,gateway", help="miner, gateway, or both (comma-separated)")
+    parser.add_argument("--api", default="miner,gateway,text",
+                        help="miner, gateway, text (a text miner's API and its dev text server), comma-separated")
     parser.add_argument("--requests", type=int, default=10_000, help="per API")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     apis = [a.strip() for a in args.api.split(",") if a.strip()]
-    if not apis or set(apis) - {"miner", "gateway"}:
-        parser.error(f"--api takes miner and/or gateway, got {args.api!r}")
+    if not apis or set(apis) - {"miner", "gateway", "text"}:
+        parser.error(f"--api takes miner, gateway and/or text, got {args.api!r}")
     ok = True
     if "miner" in apis:
         os.environ["SEEDGRID_TOTAL_VOLUME"] = VOLUME["miner"]  # the miner processes read it at their start
         with miner_under_test("fuzz") as m:
             rng = random.Random(args.seed)
             cases = [case(rng) for _ in range(args.requests)]
-
-            def prepare(c):
-                method, path, body, how = c
-                body, headers = signed(m.validator, m.hotkey, method, path, body, how)
-                return method, path, body, headers
-
             ok &= report("miner API", args.requests, args.concurrency, args.seed,
-                         run(cases, m.url, prepare, args.concurrency))
+                         run(cases, m.url, signing(m.validator, m.hotkey), args.concurrency))
     if "gateway" in apis:
 
         os.environ["SEEDGRID_TOTAL_VOLUME"] = VOLUME["gateway"]
@@ -295,6 +390,17 @@ def main() -> int:
             ok &= report("gateway", args.requests, args.concurrency, args.seed,
                          run(cases, g.url, lambda c: (c[0], c[1], c[2], gateway_auth(g.key, dict(c[3]))),
                              args.concurrency))
+    if "text" in apis:
+        os.environ["SEEDGRID_TOTAL_VOLUME"] = VOLUME["miner"]
+        with text_miner_under_test("fuzztext") as t:
+            rng = random.Random(args.seed)
+            cases = [text_miner_case(rng) for _ in range(args.requests)]
+            ok &= report("text miner API", args.requests, args.concurrency, args.seed,
+                         run(cases, t.url, signing(t.validator, t.hotkey), args.concurrency))
+            rng = random.Random(args.seed)
+            cases = [text_server_case(rng) for _ in range(args.requests)]
+            ok &= report("text server", args.requests, args.concurrency, args.seed,
+                         run(cases, t.llm_url, lambda c: c, args.concurrency))
     return 0 if ok else 1
 
 

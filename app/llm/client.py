@@ -21,7 +21,11 @@ VALIDATOR_TOP_K = 20  # the validator scores with the widest top-k: the sampling
 
 
 class TextServerError(RuntimeError):
-    """The text server did not give a usable answer."""
+    """The text server did not give a usable answer; `status` is its HTTP status when it refused (else None)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 @lru_cache(maxsize=1)
@@ -44,7 +48,8 @@ def post(base_url: str, path: str, body: dict, timeout: float) -> dict:
     if r.status_code != 200:
         error = data.get("error") if isinstance(data, dict) else None
         message = error.get("message") if isinstance(error, dict) else str(data)[:300]
-        raise TextServerError(f"the text server at {base_url} refused {path} ({r.status_code}): {message}")
+        raise TextServerError(f"the text server at {base_url} refused {path} ({r.status_code}): {message}",
+                              r.status_code)
     return data
 
 

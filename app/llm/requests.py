@@ -103,6 +103,7 @@ def parse_completion(raw, *, served: str, vocab_size: int, max_len: int) -> Comp
     if isinstance(prompt, str):
         if not prompt or len(prompt) > MAX_PROMPT_CHARS:
             raise ModelError("prompt", f"must be 1 to {MAX_PROMPT_CHARS:,} characters")
+        _unicode(prompt, "prompt")
     elif isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
         if len(prompt) > max_len or not all(0 <= t < vocab_size for t in prompt):
             raise ModelError("prompt", f"token ids must be 1 to {max_len} ids, each from 0 to {vocab_size - 1}")
@@ -141,11 +142,19 @@ def parse_chat(raw, *, served: str, max_len: int) -> ChatRequest:
     return ChatRequest(tuple(parsed), logprobs, top, sampling)
 
 
+def _unicode(value: str, field: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ModelError(field, "is not valid Unicode text (it holds a lone surrogate such as \\ud800)") from None
+    return value
+
+
 def _content(value, field: str) -> str:
     """A message's text: a string, or OpenAI's list of text parts."""
     if isinstance(value, str):
-        return value
+        return _unicode(value, field)
     if isinstance(value, list) and all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
                                        for p in value):
-        return "".join(p["text"] for p in value)
+        return _unicode("".join(p["text"] for p in value), field)
     raise ModelError(field, "must be a string or a list of {type: text, text} parts (text only)")

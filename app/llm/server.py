@@ -62,13 +62,19 @@ def create_llm_app(lm: LanguageModel, *, max_body_bytes: int, body_timeout: floa
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise Refused(415, "unsupported_media_type", f"send application/json, not {content_type or 'nothing'}")
-        return decode_json(await read_body(request, max_bytes=max_body_bytes, timeout=body_timeout))
+        # read up to 16 caps, then refuse above one: a 413 sent while the client still writes resets its connection
+        data = await read_body(request, max_bytes=16 * max_body_bytes, timeout=body_timeout)
+        if len(data) > max_body_bytes:
+            raise Refused(413, "payload_too_large", f"a request's body is at most {max_body_bytes:,} bytes; this one "
+                                                    f"is {len(data):,}")
+        return decode_json(data)
 
     def run(fn, *args, **kwargs):
         with busy:
             return fn(*args, **kwargs)
 
     @app.get("/health")
+    @app.get("/healthz")
     async def health():
         return {"status": "ok", "model": lm.name, "environment": environment}
 

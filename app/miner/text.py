@@ -45,10 +45,19 @@ def text_answer(settings: Settings, model: str) -> TextAnswerFn:
         try:
             body = chat_answer(url, name, req, timeout)
         except TextServerError as exc:
-            raise Refused(503, "text_server_failed", str(exc)) from None
+            raise refused(exc) from None
         return reply(req, body, started, t0, server_environment(url))
 
     return answer
+
+
+def refused(exc: TextServerError) -> Refused:
+    """The caller's answer when the text server did not answer: its 400 (a request this model cannot
+    take, as a prompt and max_tokens beyond its context) is the caller's 400, anything else a 503."""
+    if exc.status == 400:
+        field = "params.max_tokens" if "max_tokens" in str(exc) else "messages"
+        return Refused(400, "invalid_request", f"this miner's model cannot take it: {exc}", field=field)
+    return Refused(503, "text_server_failed", str(exc))
 
 
 def reply(req: TextRequest, body: dict, started: float, generated_at: float, environment: dict | None) -> dict:

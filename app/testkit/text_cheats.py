@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from app.llm.client import TextServerError, chat_answer, detokenize, server_environment
 from app.llm.devworld import challenge_messages
-from app.miner.text import reply, served_name
+from app.miner.text import refused, reply, served_name
 from app.protocol.text import TextRequest
 from app.settings import Settings
 from app.web import Refused
@@ -64,7 +64,7 @@ def text_cheat_answer(strategy: str, settings: Settings, model: str):
         try:
             return chat_answer(url, name, req, timeout)
         except TextServerError as exc:
-            raise Refused(503, "text_server_failed", str(exc)) from None
+            raise refused(exc) from None
 
     def said(tokens: list[int]) -> str:  # the text of made-up tokens, as the server writes it: consistent
         return detokenize(url, name, tokens, 30.0)

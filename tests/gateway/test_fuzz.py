@@ -1,5 +1,6 @@
-"""bench/fuzz_api.py, smaller: malformed, odd and valid requests against a real miner API and a
-real gateway (GPU worker, I/O worker, Redis, database) answer no 5xx and drop no connection."""
+"""bench/fuzz_api.py, smaller: malformed, odd and valid requests against a real miner API, a
+real gateway (GPU worker, I/O worker, Redis, database), a real text miner and its dev text
+server answer no 5xx and drop no connection."""
 
 import re
 import subprocess
@@ -19,7 +20,7 @@ def test_fuzzed_requests_get_no_5xx_and_drop_no_connection(redis_url, database):
                         "--seed", "7"], capture_output=True, text=True, timeout=540)
     out = p.stdout + p.stderr[-3000:]
     assert p.returncode == 0, out
-    for api in ("miner API", "gateway"):
+    for api in ("miner API", "gateway", "text miner API", "text server"):
         report = out.split(f"{api}: {REQUESTS} requests", 1)[1].split("median latency", 1)[0]
         assert "5xx: 0   dropped connections: 0" in report, out
         statuses = dict(re.findall(r"(\d{3}): (\d+)", report.split("answers by status:", 1)[1]))
