@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
@@ -63,6 +64,12 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(None, description="the model name that server serves (default: the model type's)")
     validator_llm_url: str | None = Field(None, description="the validator's own text server, which scores text "
                                           "answers (one prefill each)")
+    gojourney_url: str | None = Field(None, description="the external image provider's base URL (GoAPI-style "
+                                      "Midjourney API): the GoJourney miner submits there and the validator "
+                                      "fetches its tasks there, e.g. https://api.midjourneyapi.xyz")
+    gojourney_api_key: str | None = Field(None, description="a GoJourney miner's own provider key (X-API-KEY)")
+    gojourney_mode: Literal["turbo", "fast", "relax"] = Field(
+        "fast", description="the provider mode a GoJourney miner asks for; rewards turbo 1.0, fast 0.5, relax 0.1")
 
     # Validator (SPEC.md: Validator, Tiers)
     validator_wallet: str = Field("validator", description="the validator's wallet name")

@@ -153,7 +153,8 @@ def miner() -> None:
 @click.option("--cheat", default=None, metavar="STRATEGY",
               help="TEST MODE: answer dishonestly (wrong_seed, fewer_steps, other_scheduler, half_resolution, "
                    "other_checkpoint, blank, error_text, replay, copy; text types: other_model, truncated, "
-                   "random_tokens, other_prompt, higher_temperature, fabricated_logprobs, empty, error)")
+                   "random_tokens, other_prompt, higher_temperature, fabricated_logprobs, empty, error; "
+                   "external types: other_task, other_prompt, foreign_image, replay, failed_task)")
 def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int, announce: bool,
                 external_host: str | None, cheat: str | None) -> None:
     """Serve POST /v1/generate, GET /v1/info and GET /healthz for MODEL."""
@@ -170,19 +171,24 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
     try:
         spec = get_spec(model)
         text = spec.payload is Payload.CHAT
-        if not text:
+        external = spec.payload is Payload.EXTERNAL_IMAGE
+        if not text and not external:
             spec = served_spec(model)
     except InvalidRequest as exc:
         raise click.BadParameter(exc.message, param_hint="--model") from None
     if text and not settings.llm_url:
         raise click.UsageError(f"{spec.name} is a text model type: set SEEDGRID_LLM_URL to the miner's "
                                f"OpenAI-compatible server (for development: `seedgrid llm serve --model {spec.name}`)")
-    if cheat and text:
-        from app.testkit.text_cheats import STRATEGIES
+    if external and not (settings.gojourney_url and settings.gojourney_api_key):
+        raise click.UsageError(f"{spec.name} is an external image type: set SEEDGRID_GOJOURNEY_URL to its provider "
+                               "and SEEDGRID_GOJOURNEY_API_KEY to this miner's own key there")
+    if cheat and (text or external):
+        from app.testkit import external_cheats, text_cheats
 
-        if cheat not in STRATEGIES:
-            raise click.BadParameter(f"unknown text strategy {cheat!r}; choose one of {', '.join(STRATEGIES)}",
-                                     param_hint="--cheat")
+        strategies = (text_cheats if text else external_cheats).STRATEGIES
+        if cheat not in strategies:
+            raise click.BadParameter(f"unknown {'text' if text else 'external'} strategy {cheat!r}; choose one of "
+                                     f"{', '.join(strategies)}", param_hint="--cheat")
     elif cheat:
         from app.testkit.cheats import Cheat
 
@@ -203,11 +209,15 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
     from app.miner.api import honest_answer
 
     redis_client = redis_lib.Redis.from_url(handle.url)
-    answer = None if text else honest_answer  # a text miner's: forwarded to SEEDGRID_LLM_URL
+    answer = None if text or external else honest_answer  # forwarded to SEEDGRID_LLM_URL or the provider
     if cheat and text:
         from app.testkit.text_cheats import text_cheat_answer
 
         answer = text_cheat_answer(cheat, settings, spec.name)
+    elif cheat and external:
+        from app.testkit.external_cheats import external_cheat_answer
+
+        answer = external_cheat_answer(cheat, settings, spec.name)
     elif cheat:
         from app.testkit.cheats import Cheat, cheat_answer
 

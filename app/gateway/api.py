@@ -6,8 +6,11 @@ validates the request with the protocol's own `parse_request` (a 400 names the f
 checks the model has a miner that may take it now (503 with Retry-After when none), takes
 one call from the key's rate and daily quota (429 with Retry-After), stores the job and
 hands it to the I/O workers (`enqueue`); the job row is the source of truth, and a job
-whose hand-over was lost is resumed by the beat sweep. POST /v1/images/generations speaks
-OpenAI's Images API over the same jobs.
+whose hand-over was lost is resumed by the beat sweep. A text model type's job takes
+messages instead of a prompt (app/protocol/text.py); an external image type's (GoJourney)
+takes a prompt and seed only (app/protocol/external.py). POST /v1/images/generations speaks
+OpenAI's Images API over the same jobs, and /v1/chat/completions and /v1/completions its
+text APIs (app/gateway/openai_text.py).
 """
 
 from __future__ import annotations
@@ -33,16 +36,18 @@ from sqlalchemy import select
 from app import __version__
 from app.backends.registry import SERVED_MODELS
 from app.db import Sessions
-from app.gateway import jobs, keys, routing
+from app.gateway import jobs, keys, openai_text, routing
 from app.gateway.hints import RESYNC, Hints, Watch
 from app.gateway.recent import Recent
 from app.generation import artifacts
 from app.models import ApiKey, Job
 from app.models.gateway import FINISHED
-from app.protocol.catalogue import get_spec
+from app.protocol.catalogue import CATALOGUE, Payload, get_spec
 from app.protocol.conditioning import body_caps
 from app.protocol.errors import InvalidRequest
+from app.protocol.external import parse_external_request
 from app.protocol.request import MAX_SEED, parse_request
+from app.protocol.text import parse_text_request
 from app.scoring.tiers import TierTable
 from app.settings import Settings
 from app.web import (
@@ -58,6 +63,11 @@ log = logging.getLogger(__name__)
 
 CLIENT_FIELDS = ("model", "prompt", "negative_prompt", "seed", "params", "pipeline", "init_image", "strength",
                  "control")
+TEXT_FIELDS = ("model", "messages", "seed", "params")
+EXTERNAL_FIELDS = ("model", "prompt", "seed")
+EXTERNAL_MODELS = tuple(n for n, s in CATALOGUE.items() if s.payload is Payload.EXTERNAL_IMAGE)
+# the text types run on the miners' own text servers, the external ones at their provider
+GATEWAY_MODELS = SERVED_MODELS + openai_text.text_models() + EXTERNAL_MODELS
 IDEMPOTENCY_MAX = 255
 POLL_S = 1.0  # an event stream reads its job at least this often (pub/sub wakes it sooner; verdicts are not hinted)
 WAIT_POLL_S = 5.0  # ?wait= and the OpenAI route read it at least this often: the floor when a hint is lost
@@ -139,14 +149,22 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
         before_hand_over(job_id) runs for a new job between storing it and handing it over."""
         if not isinstance(raw, dict):
             raise InvalidRequest("body", "must be a JSON object with model, prompt and optional seed and params")
-        unknown = sorted(set(raw) - set(CLIENT_FIELDS))
+        unknown = sorted(set(raw) - set(CLIENT_FIELDS) - set(TEXT_FIELDS))
         if unknown:
-            raise InvalidRequest(unknown[0], f"is not a job field; a job takes {', '.join(CLIENT_FIELDS)}")
+            raise InvalidRequest(unknown[0], f"is not a job field; a job takes {', '.join(CLIENT_FIELDS)} "
+                                             f"(a text model type's: {', '.join(TEXT_FIELDS)})")
         model = raw.get("model")
-        if model not in SERVED_MODELS:
-            raise InvalidRequest("model", f"must be one of {', '.join(SERVED_MODELS)}, got {str(model)[:80]!r}")
+        if model not in GATEWAY_MODELS:
+            raise InvalidRequest("model", f"must be one of {', '.join(GATEWAY_MODELS)}, got {str(model)[:80]!r}")
+        payload = get_spec(model).payload
+        fields, parse = {Payload.CHAT: (TEXT_FIELDS, parse_text_request),
+                         Payload.EXTERNAL_IMAGE: (EXTERNAL_FIELDS, parse_external_request)}.get(
+            payload, (CLIENT_FIELDS, parse_request))
+        wrong = sorted(set(raw) - set(fields))
+        if wrong:
+            raise InvalidRequest(wrong[0], f"is not a {model} job's field; it takes {', '.join(fields)}")
         seed_given = raw.get("seed") is not None
-        request = parse_request({**raw, "request_id": jobs.new_job_id(), "kind": "inference",
+        request = parse({**raw, "request_id": jobs.new_job_id(), "kind": "inference",
                                  "seed": raw["seed"] if seed_given else random.SystemRandom().randint(0, MAX_SEED)})
         key, capacity = checked_keys.get(token), capacities.get(model)
         if key is None or capacity is None or idempotency_key is not None:
@@ -306,7 +324,8 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
         except (OSError, ValueError) as exc:
             raise Refused(410, "result_gone", f"the result's file is gone ({exc}); results are kept "
                                               f"{settings.artifact_retention / 3600:g} h") from None
-        return Response(content=data, media_type=job.media_type,
+        media_type = "application/json" if job.media_type == "text" else job.media_type  # the answer with its logprobs
+        return Response(content=data, media_type=media_type,
                         headers={"X-Pixel-SHA256": job.pixel_sha256 or ""})
 
     @app.get("/v1/jobs/{job_id}/events")
@@ -359,13 +378,53 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
 
         miners = await run_in_threadpool(read)
         data = []
-        for name in SERVED_MODELS:
+        for name in GATEWAY_MODELS:
             spec = get_spec(name)
-            data.append({"id": name, "object": "model", "media_type": spec.media_type.value,
-                         "pipelines": [p.value for p in spec.pipelines], "control_types": list(spec.control_types),
-                         "default_params": spec.default_params(),
+            served = ({"messages": True, "max_tokens": spec.text.max_tokens, "top_logprobs": spec.text.max_top_logprobs}
+                      if spec.payload is Payload.CHAT else {"external": True} if name in EXTERNAL_MODELS else
+                      {"pipelines": [p.value for p in spec.pipelines], "control_types": list(spec.control_types),
+                       "default_params": spec.default_params()})
+            data.append({"id": name, "object": "model", "owned_by": "seedgrid", "media_type": spec.media_type.value,
+                         **served,
                          "capacity": routing.capacity(miners, name, tiers=tiers, floor=settings.gateway_score_floor)})
         return {"object": "list", "data": data}
+
+    async def openai_text_route(request: Request, *, chat: bool):
+        """/v1/chat/completions and /v1/completions: one text job, waited for, as OpenAI's object."""
+        try:
+            await run_in_threadpool(key_of, request)
+            call = openai_text.parse_call(await json_body(request), chat=chat)
+            job, _ = await run_in_threadpool(submit, bearer(request), call.job, None)
+        except (Refused, InvalidRequest) as exc:
+            return openai_error(exc)
+        deadline = max(settings.gateway_max_wait, 1.0)
+        await run_in_threadpool(finished, job.id, deadline, base(request))
+        with sessions(read_only=True) as s:
+            job = s.get(Job, job.id)
+        if job.status != "done":
+            why = job.error or f"not done within {deadline:g} s; follow it at /v1/jobs/{job.id}"
+            return openai_error(Refused(502 if job.status == "failed" else 504, "generation_failed", why))
+        try:
+            answer = json.loads(artifacts.load(Path(job.result_path)))
+        except (OSError, ValueError) as exc:
+            return openai_error(Refused(410, "result_gone", f"the answer's file is gone ({exc})"))
+        body = openai_text.render(call, job.id, job.model, answer)
+        headers = {"X-Seedgrid-Job": job.id}  # follow its sampled verification at /v1/jobs/{id}
+        if call.stream:
+            return StreamingResponse(openai_text.stream_events(call, body), media_type="text/event-stream",
+                                     headers={**headers, "Cache-Control": "no-cache"})
+        return JSONResponse(body, headers=headers)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        """OpenAI's Chat Completions API on a text model type: messages, max_tokens, temperature, top_p,
+        seed, logprobs, top_logprobs, stream."""
+        return await openai_text_route(request, chat=True)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        """OpenAI's legacy Completions API: the prompt is sent as one user message (the grid serves chat models)."""
+        return await openai_text_route(request, chat=False)
 
     @app.post("/v1/images/generations")
     async def images(request: Request):

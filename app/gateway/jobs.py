@@ -114,13 +114,16 @@ def attempts(session: Session, job_id: str) -> list[Response]:
     return list(session.scalars(select(Response).where(Response.challenge_id == job_id).order_by(Response.id)))
 
 
-def deliver(session: Session, *, job: Job, response: Response, pixel_sha256: str, sampled: bool) -> None:
-    """The job is done with this attempt's bytes; its challenge waits for the GPU queue when sampled."""
+def deliver(session: Session, *, job: Job, response: Response, pixel_sha256: str, sampled: bool,
+            reproduced: bool = False) -> None:
+    """The job is done with this attempt's bytes; its challenge waits for the GPU queue when sampled
+    (`reproduced`: a text answer, judged by a prefill with nothing to reproduce first)."""
     job.status, job.finished_at, job.lease_until = "done", utcnow(), None
     job.response_id, job.media_type, job.result_path = response.id, response.media_type, response.artifact_path
     job.pixel_sha256, job.sampled = pixel_sha256, sampled
     # the reproduction's clock (settle_stale) starts when it is handed to the GPU queue
-    changes = {"status": "open", "created_at": utcnow()} if sampled else {"status": "unsampled"}
+    changes = {"status": "reproduced" if reproduced else "open", "created_at": utcnow()} if sampled \
+        else {"status": "unsampled"}
     session.execute(update(Challenge).where(Challenge.id == job.id).values(**changes))
     session.flush()
 

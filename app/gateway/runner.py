@@ -10,11 +10,15 @@ A 429 (the miner's concurrency or our quota there is full) is back-pressure, not
 failure: that miner is tried again after the others, with a pause when all are busy,
 within the job's budget of gateway_max_attempts query deadlines.
 The first readable answer is delivered at once; a fraction `gateway_sample_rate` of
-deliveries is then judged on the GPU queue like a challenge (the task enqueues it).
+deliveries is then judged on the GPU queue like a challenge (the task enqueues it): an
+image's by reproducing it, a text answer's by one prefill on the validator's own text
+server, an external image's against its provider's task (so those are only sampled where
+SEEDGRID_VALIDATOR_LLM_URL, or SEEDGRID_GOJOURNEY_URL, is set).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -27,7 +31,9 @@ from app.gateway import jobs, routing
 from app.models import Job
 from app.models.base import utcnow
 from app.protocol import media
-from app.protocol.catalogue import get_spec
+from app.protocol.catalogue import Payload, get_spec
+from app.protocol.errors import InvalidRequest
+from app.protocol.text import parse_text_answer, parse_text_request
 from app.validator import records
 from app.validator.context import Validator
 from app.validator.judging import count_outcome
@@ -52,6 +58,7 @@ BUSY_PAUSE_S = 1.0  # when every miner left answered 429: about one small genera
 class Run:
     status: str  # the job's status when this run stopped
     sampled: bool = False  # delivered and drawn for verification: reproduce its challenge
+    judge_response: int | None = None  # a sampled text or external answer: judged directly (nothing to reproduce)
     view: dict | None = None  # a delivered job's view as committed (relative links), carried by its hint
 
 
@@ -149,7 +156,7 @@ def _settle(v: Validator, job_id: str, attempt: Attempt, reply: Reply, rng: rand
     if reply.status == "answered":
         try:
             digest = pixel_hash(attempt.request, reply)
-        except (media.MediaError, ValueError, OSError) as exc:
+        except (media.MediaError, InvalidRequest, ValueError, OSError) as exc:
             unreadable = exc
     with v.sessions() as s:
         response = record_reply(v, s, attempt.response_id, reply)
@@ -163,18 +170,25 @@ def _settle(v: Validator, job_id: str, attempt: Attempt, reply: Reply, rng: rand
         if job.status != "running":  # cancelled while the miner worked: its work still counts as delivered
             records.record_delivery(s, hotkey=response.hotkey)
             return Run(job.status)
-        sampled = rng.random() < v.settings.gateway_sample_rate
-        jobs.deliver(s, job=job, response=response, pixel_sha256=digest, sampled=sampled)
+        payload = get_spec(job.model).payload
+        direct = payload in (Payload.CHAT, Payload.EXTERNAL_IMAGE)  # judged without a reproduction
+        judge = {Payload.CHAT: v.settings.validator_llm_url, Payload.EXTERNAL_IMAGE: v.settings.gojourney_url}
+        sampled = rng.random() < v.settings.gateway_sample_rate and bool(judge.get(payload, True))
+        jobs.deliver(s, job=job, response=response, pixel_sha256=digest, sampled=sampled, reproduced=direct)
         if not sampled:
             records.record_delivery(s, hotkey=response.hotkey)
         view = jobs.view(s, job)  # as committed: the waiting calls answer with it, reading no row
-    return Run("done", sampled=sampled, view=view)
+    return Run("done", sampled=sampled, view=view, judge_response=response.id if sampled and direct else None)
 
 
 def pixel_hash(request: dict, reply: Reply) -> str:
     """The hash of the pixels an answer shows: a PNG's, or a video's lossless frames (what the
-    verifier judges); MediaError when they cannot be read."""
+    verifier judges); MediaError when they cannot be read. A text answer: its shape checked
+    against its request (InvalidRequest names the field), and its text's sha256."""
     spec = get_spec(request["model"])
+    if spec.payload is Payload.CHAT:
+        parse_text_answer(json.loads(reply.data), parse_text_request(request))
+        return reply.fields["claimed_sha256"]
     media_type = reply.fields.get("media_type")
     if media_type != spec.media_type.value:
         raise media.MediaError(f"media type {media_type!r}, expected {spec.media_type.value!r}")

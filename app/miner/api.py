@@ -27,11 +27,13 @@ from app.generation.limits import model_timeout, time_limits
 from app.keys import WORKER_ENVIRONMENT as ENV_KEY
 from app.llm.client import server_environment
 from app.miner.admission import Admission, AdmissionPolicy, MetagraphCache
+from app.miner.external import external_answer
 from app.miner.nonces import RedisNonceStore
 from app.miner.text import text_answer, text_server_up
 from app.protocol.catalogue import Payload, get_spec
 from app.protocol.conditioning import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, body_caps
 from app.protocol.errors import CheckpointError, GenerationTimeout, InvalidRequest
+from app.protocol.external import parse_external_request
 from app.protocol.request import GenerationRequest, parse_request
 from app.protocol.schemas import ErrorBody, GenerateBody, GenerateResponse, InfoResponse
 from app.protocol.text import parse_text_request
@@ -75,12 +77,16 @@ def honest_answer(req: GenerationRequest, priority: int, timeout: float, started
 def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chain,
                      redis_client: redis.Redis, answer: Answer | None = None) -> FastAPI:
     """The miner's app. Only test equipment passes another `answer` (app/testkit/cheats.py,
-    app/testkit/text_cheats.py). A text model type forwards to its OpenAI-compatible server
-    (app/miner/text.py) instead of the GPU queue."""
+    app/testkit/text_cheats.py, app/testkit/external_cheats.py). A text model type forwards to
+    its OpenAI-compatible server (app/miner/text.py), an external image type to its provider
+    (app/miner/external.py), instead of the GPU queue."""
     spec = get_spec(model)
     text = spec.payload is Payload.CHAT
+    external = spec.payload is Payload.EXTERNAL_IMAGE
     if text:
         answer = answer or text_answer(settings, spec.name)
+    elif external:
+        answer = answer or external_answer(settings, spec.name)
     else:
         spec, answer = served_spec(model), answer or honest_answer
     timeout = model_timeout(settings, spec.name)
@@ -124,6 +130,8 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
         dependencies = {"redis": "ok" if redis_ok else "down"}
         if text:  # the engine is the text server: is it answering?
             dependencies["text_server"] = "ok" if await run_in_threadpool(text_server_up, settings.llm_url) else "down"
+        elif external:
+            dependencies["provider"] = settings.gojourney_url
         else:
             dependencies["gpu_worker_seen"] = worker_seen
         body = {"status": "ok" if redis_ok else "unavailable", "model": spec.name, "hotkey": hotkey,
@@ -138,7 +146,9 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
             model=spec.name, total_volume=settings.total_volume, limit_interval=settings.limit_interval,
             max_concurrent=settings.max_concurrent_requests, min_stake=settings.min_stake,
             volume_per_validator=admission.quotas(), used_per_validator=admission.used(), version=__version__,
-            environment=server_environment(settings.llm_url) if text else worker_environment(redis_client, spec.name),
+            environment=server_environment(settings.llm_url) if text else
+            {"provider": "goapi", "mode": settings.gojourney_mode} if external else
+            worker_environment(redis_client, spec.name),
             pipelines=[p.value for p in spec.pipelines], max_body_bytes=max(caps.values()), body_caps=caps,
             max_image_bytes=MAX_IMAGE_BYTES, max_image_pixels=MAX_IMAGE_PIXELS,
         )
@@ -159,6 +169,9 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
         if text:  # cost in tokens; a caller's share is counted in the same units
             req = parse_text_request(raw)
             cost, budget_of = req.params.max_tokens, (spec.text.challenge_max_tokens, spec.text.max_tokens)
+        elif external:  # one provider task each
+            req = parse_external_request(raw)
+            cost, budget_of = 1.0, (1.0, 1.0)
         else:
             req = parse_request(raw)
             cost, budget_of = req.params.cost, (spec.default_cost, spec.max_cost)
@@ -174,7 +187,7 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
                 if isinstance(exc, InvalidRequest) or exc.status != 504:  # the caller got nothing for it
                     admission.refund_quota(caller)
                 raise
-        return JSONResponse(result) if text else result
+        return JSONResponse(result) if text or external else result
 
     return app
 

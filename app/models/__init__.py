@@ -9,10 +9,11 @@ from app.models.validator import (
            Epoch,
            MinerState,
            Outcome,
+           ProviderTask,
            Response,
            TierChange,
            WeightSet,
 )
 
 __all__ = ["ApiKey", "Base", "Challenge", "ChainNeuron", "ChainSubnet", "ChainWeightSet", "Epoch", "Generation",
-           "GenerationStatus", "Job", "MinerState", "Outcome", "Response", "TierChange", "WeightSet"]
+           "GenerationStatus", "Job", "MinerState", "Outcome", "ProviderTask", "Response", "TierChange", "WeightSet"]

@@ -146,3 +146,15 @@ class WeightSet(Base):
     status: Mapped[str] = mapped_column(String(16))  # set | failed
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProviderTask(Base):
+    """An external provider's task id, claimed by the first response that is judged with it:
+    the primary key makes a replayed id (an earlier answer's, or another miner's) fail."""
+
+    __tablename__ = "provider_tasks"
+
+    task_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

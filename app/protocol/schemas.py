@@ -185,3 +185,17 @@ def parse_answer(answer: dict, *, request_id: str, model: str) -> dict:
             raise MalformedAnswer("environment", f"is larger than {MAX_ENVIRONMENT_JSON} bytes of JSON")
     return {"media_type": media_type, "data": data, "frames": frames, "claimed_sha256": claimed,
             "environment": environment}
+
+
+def parse_external_reply(answer: dict, *, request_id: str, model: str) -> dict:
+    """An external image miner's 200 reply: parse_answer's fields, with the task id and mode it
+    claims as its `environment` (what the validator checks against the provider)."""
+    from app.protocol.errors import InvalidRequest
+    from app.protocol.external import parse_task_claim
+
+    parsed = parse_answer(answer, request_id=request_id, model=model)
+    try:
+        task_id, mode = parse_task_claim(answer)
+    except InvalidRequest as exc:
+        raise MalformedAnswer(exc.field, exc.message) from None
+    return {**parsed, "environment": {"task_id": task_id, "mode": mode}}

@@ -16,11 +16,13 @@ def latency_penalty(latency_s: float, timeout_s: float) -> float:
     return min(MAX_LATENCY_PENALTY, MAX_LATENCY_PENALTY * t**3 / timeout_s**3)
 
 
-def reward(*, verified: bool, kind: str, latency_s: float, timeout_s: float, tier_factor: float) -> float:
-    """Verified: the tier's reward factor minus the latency penalty. Failed (including
-    timeouts and errors): -0.01 for a challenge, -0.05 for an inference request."""
+def reward(*, verified: bool, kind: str, latency_s: float, timeout_s: float, tier_factor: float,
+           scale: float = 1.0) -> float:
+    """Verified: the tier's reward factor minus the latency penalty, times `scale` (an external
+    provider's mode: turbo 1.0, fast 0.5, relax 0.1). Failed (including timeouts and errors):
+    -0.01 for a challenge, -0.05 for an inference request."""
     if verified:
-        return tier_factor - latency_penalty(latency_s, timeout_s)
+        return (tier_factor - latency_penalty(latency_s, timeout_s)) * scale
     return FAILED_INFERENCE if kind == "inference" else FAILED_CHALLENGE
 
 

@@ -2,7 +2,7 @@
 
 A delivered job drawn for verification is judged by the validator's own tasks: its
 organic challenge goes to `reproduce` on the GPU queue, which verifies the delivered
-answer like any challenge's.
+answer like any challenge's; a text or external answer goes straight to `verify_response`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from app.celery_app import celery_app
 from app.gateway import jobs, runner
 from app.queues import Queue
-from app.tasks.validator import reproduce, validator
+from app.tasks.validator import reproduce, validator, verify_response
 
 # A job whose hand-over to the I/O queue was lost (the gateway died between storing and
 # sending it) is resumed after this long queued; well above a busy queue's normal delay.
@@ -22,7 +22,9 @@ QUEUED_FOR_S = 60.0
 @celery_app.task(name="seedgrid.gateway.run_job", queue=Queue.IO.value, ignore_result=True)
 def run_job(job_id: str) -> str:
     run = runner.run_job(validator(), job_id)
-    if run.sampled:
+    if run.judge_response is not None:
+        verify_response.delay(run.judge_response)
+    elif run.sampled:
         reproduce.delay(job_id)
     return run.status
 

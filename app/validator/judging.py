@@ -34,13 +34,14 @@ log = logging.getLogger(__name__)
 SETTLE_MARGIN_S = 30.0  # queue delays on a busy I/O worker before the sweep calls a query lost
 
 
-def count_outcome(v: Validator, s: Session, response: Response, *, request_success: bool, verified: bool) -> None:
-    """Record the response's outcome (once), in the epoch of its challenge's block."""
+def count_outcome(v: Validator, s: Session, response: Response, *, request_success: bool, verified: bool,
+                  scale: float = 1.0) -> None:
+    """Record the response's outcome (once), in the epoch of its challenge's block; `scale`: see rewards.reward."""
     challenge = s.get(Challenge, response.challenge_id)
     records.record_outcome(s, response=response, kind=challenge.kind, model=challenge.model,
                            request_success=request_success, verified=verified,
                            timeout_s=model_timeout(v.settings, challenge.model), tiers=v.tiers,
-                           epoch=v.epoch_of(challenge.block))
+                           epoch=v.epoch_of(challenge.block), scale=scale)
 
 
 def reproduce(v: Validator, challenge_id: str, *, task_id: str | None = None) -> list[int]:
@@ -81,12 +82,15 @@ def verify_response(v: Validator, response_id: int) -> str | None:
         expected_path, expected_sha, model = challenge.reproduction_path, challenge.reproduction_sha256, challenge.model
         expected_frames, request = challenge.reproduction_frames_path, dict(challenge.request)
         media_type, artifact_path, challenge_id = response.media_type or "", response.artifact_path, challenge.id
-        frames_path = response.frames_path
+        frames_path, environment = response.frames_path, response.environment
         threshold = threshold_for(model, v.settings, reference_env=challenge.reproduction_env,
-                                  miner_env=response.environment, pipeline=request.get("pipeline"))
+                                  miner_env=response.environment, pipeline=request.get("pipeline")) \
+            if get_spec(model).payload is Payload.DIFFUSION else None  # the others have no pixel threshold
     spec = get_spec(model)
     if spec.payload is Payload.CHAT:
-        return _verify_text(v, response_id, challenge_id, request, artifact_path)
+        return _verify_text(v, response_id, challenge_id, request, artifact_path, environment)
+    if spec.payload is Payload.EXTERNAL_IMAGE:
+        return _verify_external(v, response_id, request, artifact_path, environment)
     if spec.is_video and not expected_frames:  # reproduced by a release before lossless frames
         with v.sessions() as s:
             challenge = s.get(Challenge, challenge_id)
@@ -124,8 +128,10 @@ def _settle(v: Validator, response_id: int, verdict) -> str:
     return verdict.rung
 
 
-def _verify_text(v: Validator, response_id: int, challenge_id: str, request: dict, artifact_path: str | None) -> str | None:
-    """A text answer judged by one prefill on the validator's own text server (app/validator/text_judge.py).
+def _verify_text(v: Validator, response_id: int, challenge_id: str, request: dict, artifact_path: str | None,
+                 environment: dict | None) -> str | None:
+    """A text answer judged by one prefill on the validator's own text server (app/validator/text_judge.py),
+    with the environment its miner reported (the same class as ours: a greedy answer must be exact).
     That server failing is the validator's failure: logged, nothing counted, the sweep settles it."""
     import json
 
@@ -143,13 +149,39 @@ def _verify_text(v: Validator, response_id: int, challenge_id: str, request: dic
         raw = json.loads(Path(artifact_path).read_bytes()) if artifact_path else {}
     except (OSError, ValueError):
         raw = {}
+    raw = {**raw, "environment": environment} if isinstance(raw, dict) else {}
     try:
-        verdict = judge_text(settings.validator_llm_url, settings.llm_model or req.model, req,
-                             raw if isinstance(raw, dict) else {}, thresholds=calibrated(req.model))
+        verdict = judge_text(settings.validator_llm_url, settings.llm_model or req.model, req, raw,
+                             thresholds=calibrated(req.model))
     except TextServerError as exc:
         log.warning("text answer %d of challenge %s not judged: %s", response_id, challenge_id, exc)
         return None
     return _settle(v, response_id, verdict)
+
+
+def _verify_external(v: Validator, response_id: int, request: dict, artifact_path: str | None,
+                     environment: dict | None) -> str | None:
+    """An external image answer checked against the provider's record of its task
+    (app/validator/external_judge.py); the provider failing is the validator's failure."""
+    from app.external.provider import ProviderError
+    from app.validator.external_judge import fetch_claim, judge_claim
+
+    try:
+        claim = fetch_claim(v.settings, request, artifact_path, environment)
+    except ProviderError as exc:
+        log.warning("external answer %d not judged: %s", response_id, exc)
+        return None
+    try:
+        with v.sessions() as s:
+            verdict, factor = judge_claim(s, claim, response_id=response_id, model=request["model"])
+            response = records.record_verdict(s, response_id=response_id, verdict=verdict)
+            count_outcome(v, s, response, request_success=verdict.well_formed, verified=verdict.verified,
+                          scale=factor)
+    except IntegrityError:
+        log.info("response %d was counted already, or its task id was claimed meanwhile (the sweep judges "
+                 "it again)", response_id)
+        return None
+    return verdict.rung
 
 
 def settle_stale(v: Validator, *, now: float | None = None) -> dict:

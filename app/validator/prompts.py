@@ -122,3 +122,16 @@ def text_challenge(model: str, seed: int, rng: random.Random, kind: str = "chall
                                "params": {"max_tokens": bounds.challenge_max_tokens, "temperature": temperature,
                                           "top_p": 1.0 if temperature == 0 else rng.choice(TEXT_TOP_PS),
                                           "top_logprobs": bounds.top_logprobs}})
+
+
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3")  # NicheImage's GoJourney challenges drew these
+
+
+def external_challenge(model: str, seed: int, rng: random.Random, kind: str = "challenge",
+                       service_url: str | None = None):
+    """An external image type's challenge: a seeded prompt with a random `--ar` flag (the provider
+    must be asked exactly this; app/verification/external.py)."""
+    from app.protocol.external import parse_external_request
+
+    prompt = f"{challenge_prompt(seed, service_url)} --ar {rng.choice(ASPECT_RATIOS)}"
+    return parse_external_request({"model": model, "kind": kind, "seed": seed, "prompt": prompt})

@@ -22,6 +22,7 @@ from app.models import (
     Epoch,
     MinerState,
     Outcome,
+    ProviderTask,
     Response,
     TierChange,
     WeightSet,
@@ -149,7 +150,7 @@ def record_verdict(session: Session, *, response_id: int, verdict: Verdict) -> R
 
 
 def record_outcome(session: Session, *, response: Response, kind: str, model: str, request_success: bool,
-                   verified: bool, timeout_s: float, tiers: TierTable, epoch: int) -> Outcome | None:
+                   verified: bool, timeout_s: float, tiers: TierTable, epoch: int, scale: float = 1.0) -> Outcome | None:
     """Count a response once: the outcome row, the interval counters, the EMA.
 
     None if it was already counted, or if its miner has left the subnet.
@@ -160,7 +161,7 @@ def record_outcome(session: Session, *, response: Response, kind: str, model: st
     if miner is None:  # it left the subnet while the response was in flight: nobody to count it against
         return None
     value = reward(verified=verified, kind=kind, latency_s=response.latency_s or timeout_s, timeout_s=timeout_s,
-                   tier_factor=tiers.factor(miner.tier))
+                   tier_factor=tiers.factor(miner.tier), scale=scale)
     outcome = Outcome(response_id=response.id, hotkey=response.hotkey, model=model, kind=kind,
                       request_success=request_success, verified=verified, reward=value, epoch=epoch)
     session.add(outcome)
@@ -280,3 +281,14 @@ def finish_weights(session: Session, *, epoch: int, error: str | None = None) ->
         for m in session.scalars(select(MinerState)):
             m.last_weight = float(ws.weights.get(str(m.uid), 0.0))
     session.flush()
+
+
+def claim_provider_task(session: Session, *, task_id: str, model: str, response_id: int) -> int | None:
+    """Claim an external task id for this response; the response that had it first when it was
+    claimed before (a replay), else None."""
+    earlier = session.get(ProviderTask, task_id)
+    if earlier is not None:
+        return earlier.response_id if earlier.response_id != response_id else None
+    session.add(ProviderTask(task_id=task_id, model=model, response_id=response_id))
+    session.flush()
+    return None

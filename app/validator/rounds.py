@@ -27,13 +27,23 @@ from app.protocol import media
 from app.protocol.catalogue import CATALOGUE, Payload, get_spec
 from app.protocol.client import MinerError
 from app.protocol.request import parse_request
-from app.protocol.schemas import MalformedAnswer, parse_answer, parse_text_reply
+from app.protocol.schemas import (
+    MalformedAnswer,
+    parse_answer,
+    parse_external_reply,
+    parse_text_reply,
+)
 from app.scoring.tiers import TierTable
 from app.validator import records
 from app.validator.conditioning import challenge_conditioning
 from app.validator.context import Validator
 from app.validator.judging import count_outcome
-from app.validator.prompts import challenge_params, challenge_prompt, text_challenge
+from app.validator.prompts import (
+    challenge_params,
+    challenge_prompt,
+    external_challenge,
+    text_challenge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +146,17 @@ class RoundPlan:
     challenge_id: str
     model: str
     response_ids: list[int]
-    reproduce: bool = True  # a text challenge has nothing to reproduce: its answers are judged by a prefill
+    reproduce: bool = True  # text (a prefill) and external (the provider's record) challenges reproduce nothing
 
 
 def challenged_models(settings) -> tuple[str, ...]:
-    """The model types the rounds challenge: those a backend here reproduces, and the text types
-    when the validator has its own text server to score them (SEEDGRID_VALIDATOR_LLM_URL)."""
+    """The model types the rounds challenge: those a backend here reproduces, the text types
+    when the validator has its own text server to score them (SEEDGRID_VALIDATOR_LLM_URL), and
+    the external image types when it can fetch their provider's tasks (SEEDGRID_GOJOURNEY_URL)."""
     text = tuple(n for n, s in CATALOGUE.items() if s.payload is Payload.CHAT) if settings.validator_llm_url else ()
-    return SERVED_MODELS + text
+    external = tuple(n for n, s in CATALOGUE.items()
+                     if s.payload is Payload.EXTERNAL_IMAGE) if settings.gojourney_url else ()
+    return SERVED_MODELS + text + external
 
 
 def start_round(v: Validator, *, rng: random.Random | None = None, kind: str = "challenge",
@@ -168,8 +181,10 @@ def start_round(v: Validator, *, rng: random.Random | None = None, kind: str = "
                 continue
             seed = rng.randrange(2**32)
             spec = get_spec(model)
-            if spec.payload is Payload.CHAT:  # judged by one prefill of the answer: nothing to reproduce first
-                challenge = records.create_challenge(s, request=text_challenge(model, seed, rng, kind), block=block)
+            if spec.payload in (Payload.CHAT, Payload.EXTERNAL_IMAGE):  # judged without reproducing anything
+                request = text_challenge(model, seed, rng, kind) if spec.payload is Payload.CHAT else \
+                    external_challenge(model, seed, rng, kind, settings.challenge_service_url)
+                challenge = records.create_challenge(s, request=request, block=block)
                 records.record_reproduction(s, challenge_id=challenge.id, pixel_sha256=None, path=None,
                                             environment=None, seconds=0.0)
                 ids = [records.add_response(s, challenge_id=challenge.id, miner=m).id for m in chosen]
@@ -277,9 +292,10 @@ def call_miner(v: Validator, query: Query, *, busy_ok: bool = False) -> Reply:
         answer = v.client.generate(f"http://{query.axon}", query.hotkey, query.request,
                                    timeout=query_deadline(v, query.model))
         latency = time.monotonic() - t0
-        text = get_spec(query.model).payload is Payload.CHAT
-        parsed = (parse_text_reply if text else parse_answer)(answer, request_id=query.request["request_id"],
-                                                             model=query.model)
+        payload = get_spec(query.model).payload
+        text = payload is Payload.CHAT
+        parse = {Payload.CHAT: parse_text_reply, Payload.EXTERNAL_IMAGE: parse_external_reply}.get(payload, parse_answer)
+        parsed = parse(answer, request_id=query.request["request_id"], model=query.model)
         media_type = parsed["media_type"]
         ext = "json" if text else media.extension(media_type) if media_type in ("image/png", "video/mp4") else "bin"
         path, _ = artifacts.store(v.settings.validator_artifacts_dir, parsed["data"], ext)

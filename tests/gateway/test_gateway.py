@@ -23,6 +23,7 @@ from app.protocol.request import parse_request
 from app.validator import records, rounds
 
 from ..conftest import ROOT, free_port
+from ..helpers.gateway import api, wait_verdict
 from ..helpers.small_requests import noise_image
 
 pytestmark = pytest.mark.slow
@@ -143,24 +144,9 @@ def honest_only(grid):
     use_miners(grid, honest1=(0.3, 10), honest2=(0.3, 10))
 
 
-def api(grid, key=None):
-    return httpx.Client(base_url=grid["url"], headers={"Authorization": f"Bearer {key or grid['key']}"}, timeout=90)
-
-
 def job_status(grid, job_id) -> str:
     with grid["v"].sessions() as s:
         return s.get(Job, job_id).status
-
-
-def wait_verdict(grid, job_id, timeout=120):
-    deadline = time.monotonic() + timeout
-    with api(grid) as c:
-        while time.monotonic() < deadline:
-            body = c.get(f"/v1/jobs/{job_id}").json()
-            if body["verification"]["verdict"] not in (None, "pending"):
-                return body
-            time.sleep(0.5)
-    raise AssertionError(f"no verdict for {job_id}: {body}")
 
 
 def test_a_job_is_done_with_the_miners_bytes_and_verified(grid):

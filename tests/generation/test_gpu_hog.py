@@ -12,8 +12,6 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app.chain.local import LocalChain
-from app.chain.wallets import create_wallet
 from app.db import session_scope
 from app.generation.limits import model_timeout, time_limits
 from app.models import Generation
@@ -21,6 +19,7 @@ from app.protocol.client import MinerClient, MinerError
 
 from ..conftest import free_port
 from ..helpers.small_requests import small_request
+from ..helpers.subnet import new_subnet
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +30,7 @@ ENV = {"SEEDGRID_NETUID": str(NETUID), "SEEDGRID_TOTAL_VOLUME": "40", "SEEDGRID_
 
 @pytest.fixture(scope="module")
 def miner(settings, database, module_processes):
-    chain = LocalChain(database, NETUID)
-    chain.init(block_time=0.5)
-    wallets = {}
-    for name, stake in (("miner", 0), ("small", 20_000), ("big", 1_000_000)):
-        w, _ = create_wallet(settings.wallets_dir, "hog", name)
-        wallets[name] = w
-        chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
-        chain.set_stake(w.hotkey.ss58_address, stake)
+    wallets = new_subnet(settings, database, NETUID, "hog", {"miner": 0, "small": 20_000, "big": 1_000_000})
     worker = module_processes("--model", "RealisticVision", "--name", "hog", env=ENV, worker=True)
     port = free_port()
     server = module_processes("miner", "serve", "--model", "RealisticVision", "--wallet", "hog", "--hotkey", "miner",

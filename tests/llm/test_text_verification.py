@@ -6,8 +6,6 @@ import time
 import httpx
 import pytest
 
-from app.chain.local import LocalChain
-from app.chain.wallets import create_wallet
 from app.llm.devworld import challenge_messages
 from app.miner.text import text_answer
 from app.protocol.client import MinerClient, MinerError
@@ -19,6 +17,7 @@ from app.validator.text_judge import judge_text
 from app.verification.text import calibrated
 
 from ..conftest import free_port
+from ..helpers.subnet import new_subnet
 
 MODEL = "Gemma7b"
 NETUID = 9  # its own subnet: its 1M-stake validator must not change other modules' quota splits
@@ -26,14 +25,8 @@ NETUID = 9  # its own subnet: its 1M-stake validator must not change other modul
 
 @pytest.fixture(scope="module")
 def text_net(settings, database, module_processes):
-    chain = LocalChain(database, NETUID)
-    chain.init(block_time=0.5)
-    wallets = {}
-    for name, stake in (("textminer", 0), ("textcheat", 0), ("textvalidator", 1_000_000)):
-        w, _ = create_wallet(settings.wallets_dir, "text", name)
-        wallets[name] = w
-        chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
-        chain.set_stake(w.hotkey.ss58_address, stake)
+    wallets = new_subnet(settings, database, NETUID, "text", {"textminer": 0, "textcheat": 0,
+                                                              "textvalidator": 1_000_000})
     llm_port = free_port()
     llm = module_processes("llm", "serve", "--model", MODEL, "--port", str(llm_port))
     llm_url = f"http://127.0.0.1:{llm_port}"

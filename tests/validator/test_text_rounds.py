@@ -10,12 +10,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app.chain.local import LocalChain
-from app.chain.wallets import create_wallet
 from app.models import Challenge, MinerState, Outcome, Response
 from app.validator import judging, rounds
 
 from ..conftest import free_port
+from ..helpers.subnet import new_subnet
 
 pytestmark = pytest.mark.slow
 
@@ -39,14 +38,8 @@ def text_grid(settings, database, module_processes, redis_url):
     os.environ.update(env)
     get_settings.cache_clear()
     try:
-        chain = LocalChain(database, NETUID)
-        chain.init(block_time=0.5)
-        hotkeys = {}
-        for name, stake in (("validator", 1_000_000), ("honest", 0), ("cheat", 0)):
-            w, _ = create_wallet(settings.wallets_dir, "textgrid", name)
-            hotkeys[name] = w.hotkey.ss58_address
-            chain.register(w.hotkey.ss58_address, w.coldkeypub.ss58_address)
-            chain.set_stake(w.hotkey.ss58_address, stake)
+        wallets = new_subnet(settings, database, NETUID, "textgrid", {"validator": 1_000_000, "honest": 0, "cheat": 0})
+        hotkeys = {name: w.hotkey.ss58_address for name, w in wallets.items()}
         for name, cheat in (("honest", None), ("cheat", "other_prompt")):
             port = free_port()
             proc = module_processes("miner", "serve", "--model", MODEL, "--wallet", "textgrid", "--hotkey", name,
