@@ -3,6 +3,9 @@
 Embedded Redis (unless SEEDGRID_REDIS_URL), SQLite (unless SEEDGRID_DATABASE_URL),
 a LocalChain with fast blocks, one validator (I/O, default and GPU workers, beat), miners
 for the model types asked for, cheaters, one miner GPU worker, Flower and the dashboard.
+A text miner gets a dev text server (and the validator its own); a GoJourney miner gets the
+fake GoAPI-style provider from the source checkout (tests/fakes/goapi.py) unless
+SEEDGRID_GOJOURNEY_URL names a real one (then each miner needs its key there).
 Wallets, registration and stake are done here. A second `seedgrid up` on the same state
 folder resumes: the chain, wallets, scores and tiers are kept.
 """
@@ -24,6 +27,7 @@ from app.chain.local import LocalChain
 from app.chain.wallets import create_wallet
 from app.llm.devbuild import build_dev_text, dev_text_folder
 from app.local_plan import LOCAL_CHALLENGES, LOCAL_TIERS
+from app.migrations import ROOT
 from app.protocol.catalogue import Payload, get_spec
 from app.settings import Settings
 from app.testkit.cheats import Cheat, sibling
@@ -53,7 +57,7 @@ class Plan:
 
     def validate(self) -> None:
         for m in self.miners:
-            if not is_text(m):  # a text miner's engine is a text server of its own, started with it
+            if not runs_elsewhere(m):  # a text miner's engine is a text server, an external one's a provider
                 served_spec(m)
         for c in self.cheaters:
             if c not in Cheat.strategies:
@@ -66,6 +70,40 @@ class Plan:
 
 def is_text(model: str) -> bool:
     return get_spec(model).payload is Payload.CHAT
+
+
+def is_external(model: str) -> bool:
+    return get_spec(model).payload is Payload.EXTERNAL_IMAGE
+
+
+def runs_elsewhere(model: str) -> bool:
+    """Not on our GPU workers: a text type (its text server) or an external image type (its provider)."""
+    return is_text(model) or is_external(model)
+
+
+FAKE_PROVIDER = ROOT / "tests" / "fakes" / "goapi.py"
+
+
+def provider_replica(settings: Settings, env: dict, miners: dict[str, dict]) -> tuple[dict, list[Replica], int | None]:
+    """The GoJourney miners' provider: the configured one, or the fake started here; the env with its
+    URL (the validator fetches tasks there), the replica to start, and the port to wait for."""
+    external = [n for n, m in miners.items() if is_external(m["model"])]
+    if not external:
+        return env, [], None
+    if settings.gojourney_url:
+        if not settings.gojourney_api_key:
+            raise UpError("SEEDGRID_GOJOURNEY_URL names a real provider: set SEEDGRID_GOJOURNEY_API_KEY to the "
+                          "miners' key there too")
+        return env, [], None
+    if not FAKE_PROVIDER.exists():
+        raise UpError(f"GoJourney needs a provider: set SEEDGRID_GOJOURNEY_URL and SEEDGRID_GOJOURNEY_API_KEY, or "
+                      f"run from the source checkout, whose fake provider ({FAKE_PROVIDER}) `seedgrid up` starts")
+    port = free_port()
+    env = {**env, "SEEDGRID_GOJOURNEY_URL": f"http://127.0.0.1:{port}",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))}
+    keys = ",".join(f"local-{n}" for n in external)
+    return env, [Replica("fake provider", [sys.executable, "-m", "tests.fakes.goapi", "--port", str(port),
+                                           "--keys", keys], env)], port
 
 
 def port_free(port: int) -> bool:
@@ -131,7 +169,7 @@ def prepare(settings: Settings, plan: Plan) -> tuple[LocalChain, dict[str, dict]
         needed.add(sibling("RealisticVision"))
     if any(is_text(m) for m in needed):  # the shipped dev text models, copied (no training)
         build_dev_text(settings)
-    for m in sorted(needed):
+    for m in sorted(needed - {m for m in needed if is_external(m)}):
         if is_text(m):
             path = settings.model_paths.get(m) or dev_text_folder(settings, m)
             if not Path(path).exists():
@@ -172,7 +210,7 @@ def start(settings: Settings, plan: Plan) -> Topology:
     logs = settings.state_path / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     seedgrid = str(Path(sys.executable).parent / "seedgrid")
-    models = sorted({m["model"] for m in miners.values() if not is_text(m["model"])}
+    models = sorted({m["model"] for m in miners.values() if not runs_elsewhere(m["model"])}
                     | {sibling(m["model"]) for m in miners.values() if m["cheat"] == "other_checkpoint"} - {None},
                     key=SERVED_MODELS.index)
     replicas = [Replica("miner gpu worker", [sys.executable, "-m", "workers.gpu", "--model", ",".join(models),
@@ -184,6 +222,8 @@ def start(settings: Settings, plan: Plan) -> Topology:
             replicas.append(Replica(f"{who} {model}", [seedgrid, "llm", "serve", "--model", model,
                                                        "--port", str(port)], env))
         env = {**env, "SEEDGRID_VALIDATOR_LLM_URL": f"http://127.0.0.1:{ports_taken[1]}"}  # one text type here
+    env, provider, provider_port = provider_replica(settings, env, miners)
+    replicas += provider
     for (name, m), port in zip(miners.items(), ports):
         m["port"] = port
         argv = [seedgrid, "miner", "serve", "--model", m["model"], "--wallet", NETWORK, "--hotkey", name,
@@ -191,14 +231,16 @@ def start(settings: Settings, plan: Plan) -> Topology:
         menv = env
         if is_text(m["model"]):
             menv = {**env, "SEEDGRID_LLM_URL": f"http://127.0.0.1:{text_servers[m['model']][0]}"}
+        if is_external(m["model"]) and provider:  # the fake provider: each miner its own key
+            menv = {**env, "SEEDGRID_GOJOURNEY_API_KEY": f"local-{name}", "SEEDGRID_GOJOURNEY_MODE": "turbo"}
         if m["cheat"] == "reduced_precision":  # its own GPU worker in bfloat16, on a broker of its own
             menv = {**env, "SEEDGRID_DTYPE": "bfloat16",
                     "SEEDGRID_REDIS_URL": settings.broker_url.rsplit("/", 1)[0] + f"/{REDUCED_PRECISION_DB}"}
             replicas.append(Replica(f"{name} gpu worker", [sys.executable, "-m", "workers.gpu", "--model", m["model"],
                                                            "--name", "local-gpu-bf16"], menv))
         replicas.append(Replica(name, argv, menv))
-    for role in ("io", "default", "gpu", "beat") if models else ("io", "default", "beat"):  # gpu: reproductions
-        extra = ["--model", ",".join(models)] if role == "gpu" else []  # reproduce only what is served
+    for role in ("io", "default", "gpu", "beat"):  # gpu: reproductions and verdicts (text and external too)
+        extra = ["--model", ",".join(models) or "none"] if role == "gpu" else []  # reproduce only what is served
         replicas.append(Replica(f"validator {role}", [sys.executable, "-m", "workers.validator", role, *extra], env))
     replicas.append(Replica("dashboard", [seedgrid, "validator", "dashboard", "--port", str(plan.dashboard_port)], env))
     replicas.append(Replica("gateway", [seedgrid, "gateway", "serve", "--port", str(plan.gateway_port)], env))
@@ -209,7 +251,8 @@ def start(settings: Settings, plan: Plan) -> Topology:
     group = ProcessGroup(replicas, log_dir=logs)
     # the miners first, the validator once their APIs listen: a round started before a miner
     # is up (its state says reachable from the last run) would count the refused call against it
-    listening = [m["port"] for m in miners.values()] + [p for p, _ in text_servers.values()]
+    listening = [m["port"] for m in miners.values()] + [p for p, _ in text_servers.values()] \
+        + ([provider_port] if provider_port else [])
     group.start(first=lambda r: not validator_side(r), ready=lambda: not any(port_free(p) for p in listening))
     return Topology(validator, miners, group, logs)
 

@@ -141,17 +141,19 @@ def test_a_missing_checkpoint_says_what_to_run(tmp_path):
     assert not leftovers(tmp_path)
 
 
-def test_a_text_miner_runs_with_its_text_servers_and_earns_its_share(tmp_path):
-    """The default network's text miner, alone with an image miner: its text server and the
-    validator's start with it, its answers are judged by a prefill, and its type's share is set."""
+def test_text_and_external_miners_run_with_their_servers_and_earn_their_shares(tmp_path):
+    """The default network's text miner and a GoJourney miner, with an image miner: the text server
+    and the validator's, and the fake provider, start with them; text answers are judged by a
+    prefill, GoJourney's against the provider; each type's share is set."""
     ports = [free_port() for _ in range(4)]
-    p = subprocess.run([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,Gemma7b", "--cheaters", "",
+    p = subprocess.run([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,Gemma7b,GoJourney", "--cheaters", "",
                         "--dashboard-port", str(ports[0]), "--flower-port", str(ports[1]), "--gateway-port",
                         str(ports[2]), "--miner-port", str(ports[3])], env=up_env(tmp_path / "state"),
                        capture_output=True, text=True, timeout=400)
     assert p.returncode == 0 and p.stdout.rstrip().endswith("done"), (p.stdout + p.stderr)[-3000:]
     board = json.loads(subprocess.run([SEEDGRID, "validator", "status", "--json"], capture_output=True, text=True,
                                       env=up_env(tmp_path / "state")).stdout)
-    text = next(r for r in board if r["model"] == "Gemma7b")
-    assert text["score"] > 0 and text["weight"] > 0, board
-    assert not leftovers(tmp_path / "state"), "every child process stopped, the text servers too"
+    for model in ("Gemma7b", "GoJourney"):  # judged by a prefill, and against the fake provider's task
+        row = next(r for r in board if r["model"] == model)
+        assert row["score"] > 0 and row["weight"] > 0, board
+    assert not leftovers(tmp_path / "state"), "every child process stopped, the text servers and the provider too"

@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="workers.validator", description=__doc__.splitlines()[0])
     parser.add_argument("role", choices=ROLES)
     parser.add_argument("--name", default="validator", help="node name prefix")
-    parser.add_argument("--model", default="all", help="gpu role: model types to preload")
+    parser.add_argument("--model", default="all", help="gpu role: model types to preload ('none': only text and "
+                                                        "external answers are judged here, nothing reproduced)")
     parser.add_argument("--loglevel", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.loglevel, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         from app.generation.service import preload
         from workers.gpu import parse_models
 
-        preload(parse_models(args.model), settings)
+        preload([] if args.model == "none" else parse_models(args.model), settings)
         argv_ = ["--pool", "solo", "--queues", Queue.VALIDATOR_GPU.value, "--prefetch-multiplier", "1"]
     celery_app.worker_main(["worker", *argv_, "--hostname", f"{args.name}-{args.role}@{host}", *common])
     return 0
