@@ -325,7 +325,8 @@ def beat(name: str, loglevel: str) -> None:
 # --- up -------------------------------------------------------------------------------
 @main.command()
 @click.option("--miners", default="RealisticVision,RealitiesEdgeXL,TextToVideo,Gemma7b", show_default=True,
-              help="honest miners: one per model type listed (comma-separated; repeat a type for two)")
+              help="honest miners: one per model type listed (comma-separated; repeat a type for two; GoJourney "
+                   "runs against the fake provider unless SEEDGRID_GOJOURNEY_URL names a real one)")
 @click.option("--cheaters", default="wrong_seed", show_default=True,
               help="cheating RealisticVision miners, one per strategy listed ('' for none)")
 @click.option("--epochs", type=int, default=None, help="stop after this many tier rollovers, with a summary")

@@ -39,6 +39,7 @@ from app.db import Sessions
 from app.gateway import jobs, keys, openai_text, routing
 from app.gateway.hints import RESYNC, Hints, Watch
 from app.gateway.recent import Recent
+from app.gateway.runner import REJECTED_PREFIX
 from app.generation import artifacts
 from app.models import ApiKey, Job
 from app.models.gateway import FINISHED
@@ -403,6 +404,8 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
             job = s.get(Job, job.id)
         if job.status != "done":
             why = job.error or f"not done within {deadline:g} s; follow it at /v1/jobs/{job.id}"
+            if why.startswith(REJECTED_PREFIX):  # the request, not the grid: the caller's 400
+                return openai_error(InvalidRequest("max_tokens", why))
             return openai_error(Refused(502 if job.status == "failed" else 504, "generation_failed", why))
         try:
             answer = json.loads(artifacts.load(Path(job.result_path)))

@@ -21,6 +21,7 @@ from app.protocol.errors import InvalidRequest
 from app.protocol.request import MAX_SEED
 
 COMPLETION_DEFAULT_TOKENS = 16  # OpenAI's default for /v1/completions
+CHAT_DEFAULT_TOKENS = 256  # a chat's when none is given (vLLM's "up to the context" has no wire form here)
 REFUSED = {"n": "only n = 1 is served", "stop": "stop sequences are not served; the answer ends at the model's end token",
            "tools": "tool calls are not served", "tool_choice": "tool calls are not served",
            "functions": "function calls are not served", "function_call": "function calls are not served",
@@ -61,7 +62,7 @@ def parse_call(raw: Any, *, chat: bool) -> TextCall:
     tokens_field = "max_completion_tokens" if chat and raw.get("max_completion_tokens") is not None else "max_tokens"
     max_tokens = raw.get(tokens_field)
     if max_tokens is None:
-        max_tokens = bounds.max_tokens if chat else COMPLETION_DEFAULT_TOKENS
+        max_tokens = min(CHAT_DEFAULT_TOKENS, bounds.max_tokens) if chat else COMPLETION_DEFAULT_TOKENS
     shown = _shown_logprobs(raw, chat, bounds.max_top_logprobs)
     params = {"max_tokens": _checked(max_tokens, tokens_field),
               "temperature": _checked(raw.get("temperature", 1.0), "temperature"),

@@ -51,6 +51,7 @@ from app.validator.rounds import (
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN_S = 15.0  # beyond an attempt's deadline before another worker may take the job over
+REJECTED_PREFIX = "the request is beyond the model these miners serve: refused (400) by"  # the caller's to change
 BUSY_PAUSE_S = 1.0  # when every miner left answered 429: about one small generation
 
 
@@ -131,8 +132,12 @@ def _next_attempt(v: Validator, s, job: Job, busy: set[str], give_up: float,
                                take=lambda m: take_quota(v.redis, m))
     if miner is None and busy and time.monotonic() < give_up:
         return None
+    rejected = [r for r in tries if r.status == "rejected"]
+    if miner is None and rejected and not failures:
+        jobs.fail(s, job=job, error=f"{REJECTED_PREFIX} {len(rejected)} miner(s); the last said: {rejected[-1].error}")
+        return Run("failed")
     if miner is None:
-        why = f"after {len(failures)} failed attempt(s)" if failures else "now"
+        why = f"after {len(failures)} failed attempt(s), the last saying: {failures[-1].error}" if failures else "now"
         jobs.fail(s, job=job, error=f"no {job.model} miner can take this job {why} (all busy, over quota, "
                                     f"or below the score floor); submit it again later")
         return Run("failed")

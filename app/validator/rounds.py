@@ -286,7 +286,10 @@ def start_query(s, response: Response) -> Query | None:
 
 def call_miner(v: Validator, query: Query, *, busy_ok: bool = False) -> Reply:
     """The signed call and the answer's bytes stored; no database. busy_ok (organic attempts): a
-    429 (the miner's concurrency or quota is full) is back-pressure, not a failure: `busy`."""
+    429 (the miner's concurrency or quota is full) is back-pressure, not a failure: `busy`; a 400
+    is `rejected`: a request the protocol allows that this miner's model cannot take (a prompt
+    and max_tokens beyond a text model's context), the caller's, not counted against the miner
+    (a challenge stays within every model's bounds, so there a 400 is a failure)."""
     t0 = time.monotonic()
     try:
         answer = v.client.generate(f"http://{query.axon}", query.hotkey, query.request,
@@ -306,7 +309,8 @@ def call_miner(v: Validator, query: Query, *, busy_ok: bool = False) -> Reply:
             claimed_sha256=parsed["claimed_sha256"], environment=parsed["environment"], http_status=200),
             data=parsed["data"], frames=parsed["frames"])
     except MinerError as exc:
-        status = "busy" if busy_ok and exc.status == 429 else "timeout" if exc.timed_out else "error"
+        status = "busy" if busy_ok and exc.status == 429 else "rejected" if busy_ok and exc.status == 400 \
+            else "timeout" if exc.timed_out else "error"
         return Reply(status, time.monotonic() - t0, dict(http_status=exc.status or None, error=str(exc)[:2000]))
     except MalformedAnswer as exc:
         return Reply("error", time.monotonic() - t0, dict(http_status=200, error=f"malformed answer: {exc}"[:2000]))
@@ -316,6 +320,6 @@ def record_reply(v: Validator, s, response_id: int, reply: Reply) -> Response:
     """The reply on its response row; a failure counted against the miner at once."""
     response = records.record_answer(s, response_id=response_id, status=reply.status, latency_s=reply.latency_s,
                                      **reply.fields)
-    if reply.status not in ("answered", "busy"):
+    if reply.status not in ("answered", "busy", "rejected"):
         count_outcome(v, s, response, request_success=False, verified=False)
     return response

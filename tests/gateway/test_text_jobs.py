@@ -154,3 +154,38 @@ def test_bad_text_requests_are_named_400s(grid):
         with pytest.raises(openai.BadRequestError) as caught:
             client.chat.completions.create(**{"model": MODEL, "messages": MESSAGES, **kwargs})
         assert json.loads(caught.value.response.text)["error"]["param"] == param
+
+
+ODD = [None, True, -1, 2.5, 10**30, "", "x" * 5000, "\ud800", [], {}, [{"role": "user"}], {"a": 1}]
+ROUTES = {"/v1/jobs": {"model": MODEL, "messages": MESSAGES, "seed": 1, "params": {"max_tokens": 4}},
+          "/v1/chat/completions": {"model": MODEL, "messages": MESSAGES, "max_tokens": 4, "seed": 1, "logprobs": True,
+                                   "top_logprobs": 2, "temperature": 0.5, "top_p": 0.9, "stream": False, "n": 1},
+          "/v1/completions": {"model": MODEL, "prompt": "Name a town.", "max_tokens": 4, "seed": 1, "logprobs": 2,
+                              "temperature": 0.5, "echo": False, "suffix": None}}
+
+
+def test_every_field_given_odd_values_is_never_a_5xx(grid):
+    """Each field of each text route, set to each odd value (and dropped): a 2xx or a 4xx that names it."""
+    only(grid, "honest")
+    statuses = []
+    with api(grid) as c:
+        for route, base in ROUTES.items():
+            for field in [*base, "messages.0", "messages.0.content", "extra"]:
+                for value in [*ODD, "<drop>"]:
+                    body = json.loads(json.dumps(base))
+                    outer, _, inner = field.partition(".0")
+                    if field.startswith("messages.0") and isinstance(body.get(outer), list):
+                        item = body[outer][0]
+                        body[outer][0] = value if not inner else {**item, inner.lstrip("."): value}
+                    elif value == "<drop>":
+                        body.pop(field, None)
+                    else:
+                        body[field] = value
+                    data = json.dumps(body).encode("utf-8", "surrogatepass")
+                    r = c.post(route, content=data, headers={"content-type": "application/json"})
+                    statuses.append(r.status_code)
+                    assert r.status_code < 500, (route, field, repr(value)[:60], r.text[:300])
+                    if r.status_code == 400:
+                        error = r.json()
+                        assert error.get("field") or error.get("error", {}).get("param"), (route, field, r.text[:300])
+    assert statuses.count(400) > len(statuses) // 2 and any(s in (200, 202) for s in statuses)
