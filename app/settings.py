@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(None, description="the model name that server serves (default: the model type's)")
     validator_llm_url: str | None = Field(None, description="the validator's own text server, which scores text "
                                           "answers (one prefill each)")
+    artifact_store: str = Field("local", description="where media go: local (the state folder) or "
+                                "s3://bucket[/prefix] on an S3-compatible service (MinIO, R2, AWS S3)")
+    s3_endpoint_url: str | None = Field(None, description="the S3-compatible service's URL (none: AWS S3)")
+    s3_region: str = Field("us-east-1", description="the bucket's region")
+    s3_access_key_id: str | None = Field(None, description="the store's access key id")
+    s3_secret_access_key: str | None = Field(None, description="the store's secret key (hidden by `seedgrid "
+                                             "settings`)")
+    result_url_s: int = Field(3600, ge=60, le=7 * 86400, description="how long a presigned result URL the gateway "
+                              "hands out stays valid (an S3 store)")
     gojourney_url: str | None = Field(None, description="the external image provider's base URL (GoAPI-style "
                                       "Midjourney API): the GoJourney miner submits there and the validator "
                                       "fetches its tasks there, e.g. https://api.midjourneyapi.xyz")
@@ -124,6 +133,13 @@ class Settings(BaseSettings):
             if not math.isfinite(t) or not 0 < t <= 1:
                 raise ValueError(f"threshold for {name} must be a number in (0, 1], got {t!r}")
         return value
+
+    @field_validator("artifact_store")
+    @classmethod
+    def _artifact_store(cls, value: str) -> str:
+        if value != "local" and not (value.startswith("s3://") and value[len("s3://"):].split("/")[0]):
+            raise ValueError(f"must be local or s3://bucket[/prefix], got {value[:80]!r}")
+        return value.rstrip("/")
 
     @field_validator("redis_url")
     @classmethod

@@ -306,9 +306,9 @@ def generate(model, prompt, seed, negative_prompt, steps, guidance, width, heigh
         _fail(exc, as_json)
         return
     if out:
-        from app.generation.artifacts import load
+        from app.storage import load
 
-        out.write_bytes(load(Path(result["artifact_path"])))
+        out.write_bytes(load(settings, result["artifact_path"]))
         result["out"] = str(out)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
@@ -415,6 +415,30 @@ def demo(seed: int) -> None:
     sys.exit(run_demo(_settings(), seed=seed))
 
 
+@main.command("doctor")
+@click.option("--only", default=None, help="comma-separated: broker, database, store, chain (default: all)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per check")
+@click.option("--timeout", type=click.FloatRange(1, 120), default=15.0, show_default=True,
+              help="seconds each check may take")
+def doctor(only: str | None, as_json: bool, timeout: float) -> None:
+    """Check, from this host, that the broker, the database, the artifact store and the chain answer
+    with the configured settings; exit 1 naming each one that does not and what to set."""
+    from app.doctor import CHECKS, run_checks
+
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    unknown = sorted(set(names or []) - set(CHECKS))
+    if unknown:
+        raise click.BadParameter(f"unknown check {unknown[0]!r}; choose from {', '.join(CHECKS)}", param_hint="--only")
+    checks = run_checks(_settings(), names, timeout)
+    for c in checks:
+        if as_json:
+            click.echo(json.dumps({"check": c.name, "ok": c.ok, "detail": c.detail}))
+        else:
+            click.echo(f"{'ok    ' if c.ok else 'FAILED'} {c.name:<9} {c.detail}")
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
 @main.command("settings")
 def show_settings() -> None:
     """Print the effective settings (secrets hidden)."""
@@ -425,6 +449,8 @@ def show_settings() -> None:
     for key in ("database_url", "redis_url"):
         if data.get(key):
             data[key] = redact_url(data[key])
+    if data.get("s3_secret_access_key"):
+        data["s3_secret_access_key"] = "***"
     data["effective"] = {"database": redact_url(s.sqlalchemy_url), "broker": redact_url(s.broker_url),
                          "visibility_timeout_s": broker_visibility_timeout(s)}
     click.echo(json.dumps(data, indent=2))

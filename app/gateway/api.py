@@ -24,7 +24,6 @@ import random
 import time
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from typing import Callable
 
 import redis
@@ -33,14 +32,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
 
-from app import __version__
+from app import __version__, storage
 from app.backends.registry import SERVED_MODELS
 from app.db import Sessions
 from app.gateway import jobs, keys, openai_text, routing
 from app.gateway.hints import RESYNC, Hints, Watch
 from app.gateway.recent import Recent
 from app.gateway.runner import REJECTED_PREFIX
-from app.generation import artifacts
 from app.models import ApiKey, Job
 from app.models.gateway import FINISHED
 from app.protocol.catalogue import CATALOGUE, Payload, get_spec
@@ -102,7 +100,13 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
                               + ", ".join(f"{p} {cap:,}" for p, cap in job_caps.items())
                               + f"; other routes take {settings.max_body_bytes:,}.")
     base_url = (settings.gateway_public_url or "").rstrip("/")
+    results = storage.store_for(settings, "validator")  # where delivered answers are kept
     install_error_handlers(app, "gateway", log)
+
+    @app.exception_handler(storage.StoreError)
+    async def _store(_request: Request, exc: storage.StoreError):
+        status = 410 if isinstance(exc, storage.ArtifactMissing) else 503
+        return error_response(status, "result_gone" if status == 410 else "store_unavailable", str(exc))
 
     @app.exception_handler(jobs.JobConflict)
     async def _conflict(_request: Request, exc: jobs.JobConflict):
@@ -321,10 +325,13 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
             raise Refused(409, "not_done", f"job {job.id} is {job.status}; its result exists once it is done"
                           + (f" ({job.error})" if job.error else ""))
         try:
-            data = artifacts.load(Path(job.result_path))
-        except (OSError, ValueError) as exc:
-            raise Refused(410, "result_gone", f"the result's file is gone ({exc}); results are kept "
+            data = await run_in_threadpool(storage.load, settings, job.result_path)
+        except storage.ArtifactMissing as exc:
+            raise Refused(410, "result_gone", f"the result is gone ({exc}); results are kept "
                                               f"{settings.artifact_retention / 3600:g} h") from None
+        except storage.StoreError as exc:
+            raise Refused(503, "store_unavailable", f"the result could not be read now ({exc}); try again",
+                          retry_after=5) from None
         media_type = "application/json" if job.media_type == "text" else job.media_type  # the answer with its logprobs
         return Response(content=data, media_type=media_type,
                         headers={"X-Pixel-SHA256": job.pixel_sha256 or ""})
@@ -408,9 +415,9 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
                 return openai_error(InvalidRequest("max_tokens", why))
             return openai_error(Refused(502 if job.status == "failed" else 504, "generation_failed", why))
         try:
-            answer = json.loads(artifacts.load(Path(job.result_path)))
-        except (OSError, ValueError) as exc:
-            return openai_error(Refused(410, "result_gone", f"the answer's file is gone ({exc})"))
+            answer = json.loads(await run_in_threadpool(storage.load, settings, job.result_path))
+        except storage.StoreError as exc:
+            return openai_error(Refused(503, "store_unavailable", f"the answer could not be read now ({exc})"))
         body = openai_text.render(call, job.id, job.model, answer)
         headers = {"X-Seedgrid-Job": job.id}  # follow its sampled verification at /v1/jobs/{id}
         if call.stream:
@@ -452,11 +459,13 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
                 if job.status != "done":
                     why = job.error or f"not done within {deadline:g} s; follow it at /v1/jobs/{job.id}"
                     return openai_error(Refused(502 if job.status == "failed" else 504, "generation_failed", why))
-                if fmt == "url":
-                    data.append({"url": f"{base(request)}/v1/jobs/{job.id}/result?token={sign_result(job, key)}"})
+                if fmt == "url":  # the store's presigned URL (S3), else our signed one
+                    presigned = results.url(job.result_path, settings.result_url_s) \
+                        if job.result_path.startswith("s3://") else None
+                    data.append({"url": presigned or
+                                 f"{base(request)}/v1/jobs/{job.id}/result?token={sign_result(job, key)}"})
                 else:
-                    data.append({"b64_json": base64.b64encode(artifacts.load(
-                        Path(job.result_path))).decode()})
+                    data.append({"b64_json": base64.b64encode(storage.load(settings, job.result_path)).decode()})
         return {"created": int(time.time()), "data": data}
 
     return app

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Iterable
 
+from app import storage
 from app.backends.base import Engine
 from app.backends.registry import load_engine
 from app.db import session_scope
-from app.generation import artifacts, records
+from app.generation import records
 from app.generation.limits import (
     broker_visibility_timeout,
     longest_hard_limit,
@@ -62,7 +62,8 @@ def generate_and_record(
     url = settings.sqlalchemy_url
     with session_scope(url) as session:
         row = records.begin(session, task_id=task_id, request=request, worker=worker)
-        if row.status == GenerationStatus.SUCCEEDED.value and row.artifact_path and Path(row.artifact_path).exists():
+        if row.status == GenerationStatus.SUCCEEDED.value and row.artifact_path and \
+                storage.exists(settings, row.artifact_path):
             log.info("task %s was already done (redelivered); returning the recorded result", task_id)
             return records.as_result(row)
     try:
@@ -71,8 +72,9 @@ def generate_and_record(
         if expires_at is not None:
             limit = min(limit, expires_at - time.time())
         out = engine.generate(request, deadline=time.monotonic() + limit)
-        path, digest = artifacts.store(settings.artifacts_dir, out.data, media.extension(out.media_type))
-        frames = artifacts.store(settings.artifacts_dir, out.frames, media.FRAMES_EXTENSION)[0] if out.frames else None
+        store = storage.store_for(settings, "artifacts")
+        path, digest = store.put(out.data, media.extension(out.media_type))
+        frames = store.put(out.frames, media.FRAMES_EXTENSION)[0] if out.frames else None
         timings = {"queued_ms": round(max(0.0, started - enqueued_at) * 1000, 1) if enqueued_at else 0.0, **out.timings}
         with session_scope(url) as session:
             row = records.finish(

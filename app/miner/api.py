@@ -222,14 +222,14 @@ def run_generation(req: GenerationRequest, priority: int, timeout: float) -> dic
                                                 f"the miner's operator should read its log") from None
 
 
-def read_artifact(path: str) -> bytes:
-    from pathlib import Path
-
-    from app.generation.artifacts import load
+def read_artifact(ref: str) -> bytes:
+    """The GPU worker's output, from the artifact store they share (a folder on one host, S3 across hosts)."""
+    from app import storage
+    from app.config import get_settings
 
     try:
-        return load(Path(path))
-    except (OSError, ValueError) as exc:
+        return storage.load(get_settings(), ref)
+    except (storage.StoreError, OSError, ValueError) as exc:
         raise Refused(503, "artifact_unreadable",
-                      f"the worker wrote {path} but this API cannot read it ({exc}); API and GPU workers must "
-                      f"share SEEDGRID_STATE_DIR") from None
+                      f"the worker stored {ref} but this API cannot read it ({exc}); the API and its GPU workers "
+                      f"need the same SEEDGRID_ARTIFACT_STORE (one state folder, or one S3 bucket)") from None

@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
-from app import __version__
+from app import __version__, storage
 from app.scoring.tiers import tier_table
 from app.settings import Settings
 from app.validator import views
@@ -66,13 +66,17 @@ def create_dashboard_app(settings: Settings, chain=None) -> FastAPI:
         return views.last_weights(settings) or {"epoch": None, "weights": {}}
 
     @app.get("/artifacts/{name}")
-    def artifact(name: str) -> FileResponse:
+    def artifact(name: str) -> Response:
         if not ARTIFACT_NAME.match(name):
             raise HTTPException(400, detail="name must be a sha256 followed by .png or .mp4")
-        path = views.find_artifact(settings, name)
-        if path is None:
+        try:
+            ref = views.find_artifact(settings, name)
+            data = storage.load(settings, ref) if ref else None
+        except storage.StoreError as exc:
+            raise HTTPException(503, detail=f"the artifact store did not answer: {exc}") from None
+        if data is None:
             raise HTTPException(404, detail=f"no artifact {name} (pruned, or never stored here)")
         media = "video/mp4" if name.endswith(".mp4") else "image/png"
-        return FileResponse(path, media_type=media, headers={"Cache-Control": "public, max-age=31536000"})
+        return Response(data, media_type=media, headers={"Cache-Control": "public, max-age=31536000"})
 
     return app

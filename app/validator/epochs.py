@@ -11,6 +11,7 @@ import time
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from app import storage
 from app.chain.base import version_key
 from app.models import Epoch
 from app.protocol.catalogue import CATALOGUE
@@ -77,11 +78,5 @@ def set_weights(v: Validator) -> dict:
 
 
 def prune_artifacts(v: Validator) -> int:
-    """Delete validator artifacts older than artifact_retention; the records stay."""
-    cutoff = time.time() - v.settings.artifact_retention
-    removed = 0
-    for path in v.settings.validator_artifacts_dir.rglob("*"):
-        if path.is_file() and path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    """Delete the validator's received answers older than artifact_retention (either store); the records stay."""
+    return storage.store_for(v.settings, "validator").prune(time.time() - v.settings.artifact_retention)

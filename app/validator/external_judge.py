@@ -9,10 +9,10 @@ verdict's transaction (a replay fails) and runs app/verification/external.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from app import storage
 from app.external.goapi import GoApiProvider
 from app.external.provider import MAX_IMAGE_BYTES, ProviderError, ProviderTask
 from app.validator import records
@@ -31,7 +31,7 @@ class Claim:
 
 def fetch_claim(settings, request: dict, artifact_path: str | None, environment: dict | None) -> Claim:
     task_id = (environment or {}).get("task_id")
-    data = Path(artifact_path).read_bytes() if artifact_path else b""
+    data = storage.load(settings, artifact_path) if artifact_path else b""
     if not isinstance(task_id, str) or not task_id:
         return Claim(request["prompt"], None, data)
     if not settings.gojourney_url:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.generation import artifacts
+from app import storage
 from app.generation.limits import model_timeout, time_limits
 from app.generation.service import generate_and_record, settle_abandoned
 from app.models import Challenge, Response
@@ -97,13 +96,17 @@ def verify_response(v: Validator, response_id: int) -> str | None:
             challenge.status, challenge.error = "failed", "reproduced without lossless frames (an older release)"
         log.warning("challenge %s has no lossless reproduction frames; not judged, no miner is counted", challenge_id)
         return None
-    if spec.is_video:  # judged on lossless frames (app/verification/pixels.py)
-        frame_count = parse_request(request).params.num_frames
-        expected = media.decode_frames(artifacts.load(Path(expected_frames)), frame_count)
-    else:
-        expected = media.decode(artifacts.load(Path(expected_path)), spec.media_type)
-    data = Path(artifact_path).read_bytes() if artifact_path else b""
-    frames = Path(frames_path).read_bytes() if frames_path else None
+    try:
+        if spec.is_video:  # judged on lossless frames (app/verification/pixels.py)
+            frame_count = parse_request(request).params.num_frames
+            expected = media.decode_frames(storage.load(v.settings, expected_frames), frame_count)
+        else:
+            expected = media.decode(storage.load(v.settings, expected_path), spec.media_type)
+        data = storage.load(v.settings, artifact_path) if artifact_path else b""
+        frames = storage.load(v.settings, frames_path) if frames_path else None
+    except storage.StoreError as exc:  # ours: nothing counted; the sweep verifies it again
+        log.warning("response %d not judged now: %s", response_id, exc)
+        return None
 
     def duplicate(pixel_sha256: str) -> str | None:
         with v.sessions() as s:
@@ -146,7 +149,10 @@ def _verify_text(v: Validator, response_id: int, challenge_id: str, request: dic
         return None
     req = parse_text_request(request)
     try:
-        raw = json.loads(Path(artifact_path).read_bytes()) if artifact_path else {}
+        raw = json.loads(storage.load(settings, artifact_path)) if artifact_path else {}
+    except storage.StoreError as exc:
+        log.warning("text answer %d not judged now: %s", response_id, exc)
+        return None
     except (OSError, ValueError):
         raw = {}
     raw = {**raw, "environment": environment} if isinstance(raw, dict) else {}
@@ -168,7 +174,7 @@ def _verify_external(v: Validator, response_id: int, request: dict, artifact_pat
 
     try:
         claim = fetch_claim(v.settings, request, artifact_path, environment)
-    except ProviderError as exc:
+    except (ProviderError, storage.StoreError) as exc:
         log.warning("external answer %d not judged: %s", response_id, exc)
         return None
     try:

@@ -18,8 +18,8 @@ from typing import Callable, Iterable, Sequence
 
 from sqlalchemy import select
 
+from app import storage
 from app.backends.registry import SERVED_MODELS
-from app.generation import artifacts
 from app.generation.limits import model_timeout
 from app.keys import validator_sent
 from app.models import Challenge, MinerState, Response
@@ -301,9 +301,9 @@ def call_miner(v: Validator, query: Query, *, busy_ok: bool = False) -> Reply:
         parsed = parse(answer, request_id=query.request["request_id"], model=query.model)
         media_type = parsed["media_type"]
         ext = "json" if text else media.extension(media_type) if media_type in ("image/png", "video/mp4") else "bin"
-        path, _ = artifacts.store(v.settings.validator_artifacts_dir, parsed["data"], ext)
-        frames = parsed["frames"] and artifacts.store(v.settings.validator_artifacts_dir, parsed["frames"],
-                                                      media.FRAMES_EXTENSION)[0]
+        store = storage.store_for(v.settings, "validator")
+        path, _ = store.put(parsed["data"], ext)
+        frames = parsed["frames"] and store.put(parsed["frames"], media.FRAMES_EXTENSION)[0]
         return Reply("answered", latency, dict(
             media_type=media_type, artifact_path=str(path), frames_path=str(frames) if frames else None,
             claimed_sha256=parsed["claimed_sha256"], environment=parsed["environment"], http_status=200),
@@ -314,12 +314,16 @@ def call_miner(v: Validator, query: Query, *, busy_ok: bool = False) -> Reply:
         return Reply(status, time.monotonic() - t0, dict(http_status=exc.status or None, error=str(exc)[:2000]))
     except MalformedAnswer as exc:
         return Reply("error", time.monotonic() - t0, dict(http_status=200, error=f"malformed answer: {exc}"[:2000]))
+    except storage.StoreError as exc:  # the answer came, and we could not keep it: our failure, not the miner's
+        log.warning("an answer from %s was not stored: %s", query.hotkey, exc)
+        return Reply("lost", time.monotonic() - t0, dict(
+            http_status=200, error=f"the validator's artifact store failed; not the miner's failure: {exc}"[:2000]))
 
 
 def record_reply(v: Validator, s, response_id: int, reply: Reply) -> Response:
     """The reply on its response row; a failure counted against the miner at once."""
     response = records.record_answer(s, response_id=response_id, status=reply.status, latency_s=reply.latency_s,
                                      **reply.fields)
-    if reply.status not in ("answered", "busy", "rejected"):
+    if reply.status not in ("answered", "busy", "rejected", "lost"):
         count_outcome(v, s, response, request_success=False, verified=False)
     return response

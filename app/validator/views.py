@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import select
 
+from app import storage
 from app.db import session_scope
-from app.generation import artifacts
 from app.models import Challenge, Job, MinerState, Response, TierChange, WeightSet
 from app.models.base import aware
 from app.models.gateway import JOB_STATUSES
@@ -33,15 +31,15 @@ def leaderboard(settings) -> list[dict]:
 
 def artifact_name(path: str | None) -> str | None:
     """The public name of a content-addressed artifact (its file name), or None."""
-    return Path(path).name if path else None
+    return path.rsplit("/", 1)[-1] if path else None
 
 
-def find_artifact(settings, name: str) -> Path | None:
-    """The file behind a public artifact name (sha256.ext), in either artifact store."""
-    for root in (settings.validator_artifacts_dir, settings.artifacts_dir):
-        path = root / name[:2] / name
-        if path.is_file():
-            return path
+def find_artifact(settings, name: str) -> str | None:
+    """The ref behind a public artifact name (sha256.ext), in either area of the artifact store."""
+    for store in storage.all_stores(settings):
+        ref = store.ref_for(name)
+        if store.exists(ref):
+            return ref
     return None
 
 
@@ -79,8 +77,8 @@ def conditioning(settings, request: dict, key: str | None = None) -> list[dict]:
             shown.append((canny(fitted), "canny edges (what the ControlNet sees)"))
     out = []
     for pixels, label in shown:
-        path, _ = artifacts.store(settings.validator_artifacts_dir, encode(pixels[None], MediaType.PNG), "png")
-        out.append({"artifact": path.name, "media_type": "image/png", "label": label})
+        ref, _ = storage.store_for(settings, "validator").put(encode(pixels[None], MediaType.PNG), "png")
+        out.append({"artifact": artifact_name(ref), "media_type": "image/png", "label": label})
     if len(_CONDITIONING_CACHE) > 256:
         _CONDITIONING_CACHE.clear()
     _CONDITIONING_CACHE[key] = out
@@ -115,7 +113,7 @@ def gallery(settings, limit: int = 12) -> list[dict]:
                     "artifact": artifact_name(r.artifact_path) if r.media_type in ("image/png", "video/mp4") else None,
                     "media_type": r.media_type, "verdict": r.verdict_rung, "similarity": r.verdict_similarity,
                     "reason": r.verdict_reason or r.error, "latency_s": r.latency_s,
-                    "text": answer_text(r.artifact_path) if text else None,
+                    "text": answer_text(settings, r.artifact_path) if text else None,
                 } for r in responses],
             })
         return out
@@ -124,13 +122,13 @@ def gallery(settings, limit: int = 12) -> list[dict]:
 TEXT_SHOWN = 400  # characters of a text answer the gallery shows
 
 
-def answer_text(path: str | None) -> str | None:
+def answer_text(settings, path: str | None) -> str | None:
     """A stored text answer's text (its JSON artifact), cut for the gallery; None when unreadable."""
     import json
 
     try:
-        text = json.loads(Path(path).read_bytes()).get("text") if path else None
-    except (OSError, ValueError, AttributeError):
+        text = json.loads(storage.load(settings, path)).get("text") if path else None
+    except (storage.StoreError, OSError, ValueError, AttributeError):
         return None
     return text[:TEXT_SHOWN] if isinstance(text, str) else None
 

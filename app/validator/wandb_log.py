@@ -40,6 +40,13 @@ def _media(settings, name: str | None, media_type: str | None, caption: str):
     if path is None:
         return None
     try:
+        if path.startswith("s3://"):  # W&B uploads files: a local copy of the stored bytes
+            from app import storage
+
+            local = settings.state_path / "wandb-media" / name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(storage.load(settings, path))
+            path = str(local)
         if media_type == "video/mp4":
             return wandb.Video(str(path), caption=caption, format="mp4")
         return wandb.Image(str(path), caption=caption)

@@ -142,8 +142,8 @@ def test_img2img_shares_the_loaded_weights(settings):
 def test_every_conditioned_cheat_is_far_from_the_honest_answer(settings, tmp_path, cheat):
     """Each cheat's answer, made by the cheat's own code (app/testkit/cheats.py) through the engine, fails
     the ladder against the honest reproduction; an honest answer to the same request passes it exactly."""
-    from app.generation import artifacts
     from app.protocol import media
+    from app.storage.local import LocalStore, read_path
     from app.testkit.cheats import CONDITIONED, Cheat
     from app.verification.pixels import verify
     from app.verification.thresholds import threshold_for
@@ -153,8 +153,8 @@ def test_every_conditioned_cheat_is_far_from_the_honest_answer(settings, tmp_pat
     engine = get_engine("RealisticVision", settings)
 
     def run(r):
-        path, _ = artifacts.store(tmp_path, engine.generate(r).data, "png")
-        return {"artifact_path": str(path)}
+        ref, _ = LocalStore(tmp_path).put(engine.generate(r).data, "png")
+        return {"artifact_path": ref}
 
     honest = engine.generate(req)
     threshold = threshold_for("RealisticVision", pipeline=pipeline).similarity
@@ -163,10 +163,10 @@ def test_every_conditioned_cheat_is_far_from_the_honest_answer(settings, tmp_pat
         return verify(data=data, media_type="image/png", expected_pixels=honest.pixels,
                       expected_sha256=honest.pixel_sha256, expected_media_type="image/png", threshold=threshold)
 
-    data, _, _ = Cheat(cheat, "RealisticVision").answer(req, run, artifacts.load)
+    data, _, _ = Cheat(cheat, "RealisticVision").answer(req, run, read_path)
     verdict = judged(data)
     assert verdict.rung == "failed", (cheat, verdict)
     assert judged(honest.data).rung == "exact"
     text_only = parse_request(small_request("RealisticVision", seed=7))
-    assert Cheat(cheat, "RealisticVision").answer(text_only, run, artifacts.load)[0] == media.encode(
+    assert Cheat(cheat, "RealisticVision").answer(text_only, run, read_path)[0] == media.encode(
         engine.generate(text_only).pixels, engine.spec.media_type), "a text-only request is answered honestly"
