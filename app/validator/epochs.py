@@ -77,6 +77,8 @@ def set_weights(v: Validator) -> dict:
     return {"epoch": epoch, "set": error is None, "weights": plan.weights, "error": error}
 
 
-def prune_artifacts(v: Validator) -> int:
-    """Delete the validator's received answers older than artifact_retention (either store); the records stay."""
-    return storage.store_for(v.settings, "validator").prune(time.time() - v.settings.artifact_retention)
+def prune_artifacts(v: Validator, *, now: float | None = None) -> int:
+    """Delete the artifacts older than artifact_retention, in both areas of the store (received answers,
+    reproductions): a folder or a bucket. The records stay; a pruned result is a 410 at the gateway."""
+    cutoff = (now or time.time()) - v.settings.artifact_retention
+    return sum(store.prune(cutoff) for store in storage.all_stores(v.settings))

@@ -13,12 +13,12 @@ KEY_ID, SECRET = "seedgrid-test", "seedgrid-test-secret"
 
 
 @contextmanager
-def s3_server():
+def s3_server(host: str = "127.0.0.1"):
     """Yields the endpoint URL; the server stops after."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:

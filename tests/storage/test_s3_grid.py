@@ -79,6 +79,13 @@ def test_a_challenge_runs_and_is_verified_through_the_stores(grid):
         assert challenge.reproduction_path.startswith("s3://validator/grid/artifacts/")
     written = [p for p in grid["worker_state"].rglob("*") if p.is_file() and "artifacts" in p.parts]
     assert not written, f"the GPU host wrote media to its own folder: {written}"
+    from app import storage
+    from app.validator import epochs
+
+    assert epochs.prune_artifacts(v) == 0, "nothing is older than the retention yet"
+    assert epochs.prune_artifacts(v, now=time.time() + v.settings.artifact_retention + 60) >= 2
+    with v.sessions() as s:
+        assert not storage.exists(v.settings, s.get(Response, response_id).artifact_path), "pruned from the bucket"
 
 
 def test_the_validators_store_down_is_its_own_failure_and_loses_nothing(grid):
