@@ -4,7 +4,12 @@ The miner pays one generation per response. The validator pays one reproduction 
 challenge, shared by every response to it, plus a verification per response (decode,
 pixel hash, and on the tolerant path the embedding similarity). Measured here with the
 real engine and verifier on one model type; printed for several group sizes.
-Run: .venv/bin/python bench/verification_cost.py [--model RealisticVision] [--responses 8]
+Then, where the pipeline has a trajectory replay (SD1.5 text-to-image), the trajectory
+check per response (issue 14): the seed's noise, k re-run steps with their Merkle proofs,
+the final latent decoded and compared: side by side at a group size of 1 with full
+reproduction, k = 2 and k = 1 (the last figure), and the miner's cost of keeping the
+trajectory (recording time, its size). The opening's transfer is not in the figure.
+Run: .venv/bin/python bench/verification_cost.py [--model RealisticVision] [--responses 8] [--steps 30]
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.backends.diffusers import trajectory as tr  # noqa: E402
 from app.config import get_settings  # noqa: E402
 from app.generation.service import get_engine  # noqa: E402
 from app.protocol.catalogue import get_spec  # noqa: E402
@@ -29,12 +35,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="RealisticVision")
     parser.add_argument("--responses", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=None, help="override the challenge's steps (the goal: SD1.5 at 30)")
+    parser.add_argument("--size", type=int, default=None, help="override width and height")
     args = parser.parse_args()
     settings = get_settings()
     engine = get_engine(args.model, settings)
     spec = get_spec(args.model)
     raw = {"model": args.model, "prompt": "a lighthouse on a cliff at sunset", "seed": 5,
            "params": {**spec.default_params(), **settings.challenge_params.get(args.model, {})}}
+    raw["params"].update({"steps": args.steps} if args.steps else {})
+    raw["params"].update({"width": args.size, "height": args.size} if args.size else {})
     req = parse_request(raw)
     engine.generate(req)  # warm-up
     miner = []
@@ -65,7 +75,59 @@ def main() -> int:
         for label, v in (("exact", ve), ("tolerant", vt)):
             per = (reproduce + n * v) / n
             print(f"{n:>10} {per * 1000:>24.1f} ms ({label:8}) {per / m:>27.3f}")
+    if tr.supports(engine, req):
+        trajectory_figures(engine, req, m, reproduce + ve, args.responses)
     return 0
+
+
+def trajectory_figures(engine, req, miner_s: float, reproduce_s: float, repeats: int) -> None:
+    import io
+    import random
+
+    import numpy as np
+
+    from app.verification.trajectory import (
+        leaf_digest,
+        proof,
+        step_distance,
+        verify_proof,
+    )
+
+    recorded = []
+    for _ in range(max(3, repeats // 2)):
+        t0 = time.perf_counter()
+        out, traj = tr.record(engine, req)
+        recorded.append(time.perf_counter() - t0)
+    buffer = io.BytesIO()
+    np.savez(buffer, *traj.latents, *[v for st in traj.states for vs in st.values() if isinstance(vs, list)
+                                      for v in vs if v is not None])
+    root, levels, n = traj.root, traj.levels(), req.params.steps
+    rng = random.Random(0)
+
+    def opened(i: int) -> None:
+        assert verify_proof(root, i, leaf_digest(i, traj.latents[i], traj.states[i]), proof(levels, i))
+
+    def check(k: int) -> float:
+        t0 = time.perf_counter()
+        assert np.array_equal(tr.initial_latent(engine, req), traj.latents[0])
+        opened(0)
+        for i in rng.sample(range(n), k):
+            opened(i)
+            opened(i + 1)
+            after = tr.replay_step(engine, req, i, traj.latents[i], traj.states[i])
+            assert step_distance(after, traj.latents[i + 1]).relative_l2 < 1e-3
+        opened(n)
+        assert np.array_equal(tr.decode(engine, req, traj.latents[n]), out.pixels)
+        return time.perf_counter() - t0
+
+    check(1)  # warm-up
+    cost = {k: statistics.median(check(k) for _ in range(repeats)) for k in (2, 1)}
+    print(f"\ntrajectory check ({n} steps): recording x{statistics.median(recorded) / miner_s:.3f} of the "
+          f"miner's generation, trajectory kept {len(buffer.getvalue()) / 1e6:.2f} MB, answer +64 hex characters")
+    print(f"{'group size 1':>14} {'validator s / verified response':>32} {'ratio to miner s / response':>28}")
+    print(f"{'reproduction':>14} {reproduce_s * 1000:>29.1f} ms {reproduce_s / miner_s:>27.3f}")
+    for k in (2, 1):
+        print(f"{f'trajectory k={k}':>14} {cost[k] * 1000:>29.1f} ms {cost[k] / miner_s:>27.3f}")
 
 
 if __name__ == "__main__":

@@ -116,25 +116,31 @@ class Engine:
         path, config = self.controlnets[control_type]
         return load_controlnet(path, device=self.runtime.device, dtype=self.runtime.dtype, config=config)
 
-    def _deadline_callbacks(self, deadline: float | None, steps: int) -> dict[str, object]:
-        """Pipeline arguments that stop the run between steps once `deadline` (monotonic) passes."""
-        if deadline is None:
+    def _deadline_callbacks(self, deadline: float | None, steps: int, on_step=None) -> dict[str, object]:
+        """Pipeline arguments that stop the run between steps once `deadline` (monotonic) passes, and call
+        on_step(pipe, step, latents) after each step (the trajectory's recorder; image pipelines only)."""
+        if deadline is None and on_step is None:
             return {}
 
         def check(step: int) -> None:
-            if time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise GenerationTimeout(f"stopped after step {step + 1} of {steps}: the time limit passed")
 
         if self.spec.is_video:  # TextToVideoSDPipeline has the older per-step callback only
+            if on_step is not None:
+                raise InvalidRequest("model", f"{self.spec.name}'s pipeline records no trajectory")
             return {"callback": lambda step, _t, _latents: check(step), "callback_steps": 1}
 
-        def on_step_end(_pipe, step, _t, kwargs):
+        def on_step_end(pipe, step, _t, kwargs):
+            if on_step is not None:
+                on_step(pipe, step, kwargs["latents"])
             check(step)
             return kwargs
 
-        return {"callback_on_step_end": on_step_end}
+        return {"callback_on_step_end": on_step_end, "callback_on_step_end_tensor_inputs": ["latents"]}
 
-    def render(self, request: GenerationRequest, *, deadline: float | None = None) -> tuple[np.ndarray, float]:
+    def render(self, request: GenerationRequest, *, deadline: float | None = None,
+               on_step=None) -> tuple[np.ndarray, float]:
         """The generated frames as uint8 RGB (frames, height, width, 3), before any encoding, and the seconds it took."""
         import torch
 
@@ -145,15 +151,18 @@ class Engine:
         pipe.scheduler = scheduler_for(request.params.scheduler, self._base_scheduler_config)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = pipe(**self._pipeline_args(request), **self._deadline_callbacks(deadline, request.params.steps))
+            out = pipe(**self._pipeline_args(request),
+                       **self._deadline_callbacks(deadline, request.params.steps, on_step))
         if self.runtime.device.startswith("cuda"):
             torch.cuda.synchronize()
         frames = media.to_uint8(out.frames[0] if self.spec.is_video else out.images)
         return frames, time.perf_counter() - t0
 
-    def generate(self, request: GenerationRequest, *, deadline: float | None = None) -> GenerationOutput:
-        """Generate; with `deadline` (time.monotonic()), stop with GenerationTimeout once it passes."""
-        frames, seconds = self.render(request, deadline=deadline)
+    def generate(self, request: GenerationRequest, *, deadline: float | None = None,
+                 on_step=None) -> GenerationOutput:
+        """Generate; with `deadline` (time.monotonic()), stop with GenerationTimeout once it passes;
+        on_step(pipe, step, latents) sees each step's latents (app/backends/diffusers/trajectory.py)."""
+        frames, seconds = self.render(request, deadline=deadline, on_step=on_step)
         t1 = time.perf_counter()
         if deadline is not None and time.monotonic() > deadline:
             raise GenerationTimeout("stopped before encoding: the time limit passed while decoding")
