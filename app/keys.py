@@ -17,6 +17,11 @@ def miner_inflight(miner_hotkey: str) -> str:
     return f"seedgrid:miner:{miner_hotkey}:inflight"
 
 
+def miner_trajectory(miner_hotkey: str, caller: str, root: str) -> str:
+    """Where a miner keeps an answer's trajectory (its store ref) for the caller that got it, until it expires."""
+    return f"seedgrid:miner:{miner_hotkey}:trajectory:{caller}:{root}"
+
+
 def nonce(namespace: str, hotkey: str, nonce_ns: int | str) -> str:
     """A btauth nonce already seen: a replay within its lifetime is refused."""
     return f"seedgrid:nonce:{namespace}:{hotkey}:{nonce_ns}"

@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(None, description="the model name that server serves (default: the model type's)")
     validator_llm_url: str | None = Field(None, description="the validator's own text server, which scores text "
                                           "answers (one prefill each)")
+    trajectory_ttl_s: int = Field(300, ge=10, le=86400, description="a miner: how long it keeps each answer's "
+                                  "trajectory for the validator to open (issue 14)")
+    trajectory_k: int = Field(2, ge=1, le=8, description="a validator: the steps it opens and re-runs per answer")
+    trajectory_share: float = Field(0.0, ge=0, le=1, description="a validator: the share of answers carrying a "
+                                    "trajectory that it checks by opening steps instead of against its "
+                                    "reproduction (0 until the tolerance is calibrated)")
+    trajectory_tolerance: float = Field(1e-3, gt=0, le=1, description="the largest relative L2 distance between "
+                                        "a re-run step and the committed next latent")
+    trajectory_pixel_tolerance: float = Field(1.0, ge=0, le=255, description="the largest mean difference, in "
+                                              "levels, between the image and its committed final latent decoded")
+    open_timeout_s: float = Field(10.0, gt=0, le=120, description="how long a miner has to open its trajectory")
     artifact_store: str = Field("local", description="where media go: local (the state folder) or "
                                 "s3://bucket[/prefix] on an S3-compatible service (MinIO, R2, AWS S3)")
     s3_endpoint_url: str | None = Field(None, description="the S3-compatible service's URL (none: AWS S3)")

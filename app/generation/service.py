@@ -46,15 +46,37 @@ def preload(models: Iterable[str], settings: Settings) -> list[Engine]:
     return [get_engine(m, settings) for m in models]
 
 
+_last_prune = [0.0]
+PRUNE_EVERY_S = 60.0
+
+
+def prune_trajectories(settings: Settings, *, now: float | None = None) -> int:
+    """Drop kept trajectories older than trajectory_ttl_s (and a minute's margin), at most once a minute
+    per process: a miner keeps each one only as long as a validator may open it."""
+    now = now or time.time()
+    if now - _last_prune[0] < PRUNE_EVERY_S:
+        return 0
+    _last_prune[0] = now
+    try:
+        return storage.store_for(settings, "trajectories").prune(now - settings.trajectory_ttl_s - 60)
+    except storage.StoreError as exc:
+        log.warning("kept trajectories not pruned now: %s", exc)
+        return 0
+
+
 def generate_and_record(
     raw_request: Any, *, settings: Settings, task_id: str | None = None, worker: str | None = None,
     enqueued_at: float | None = None, expires_at: float | None = None, time_limit: float | None = None,
+    keep_trajectory: bool = False,
 ) -> dict:
     """Validate, generate, store the artifact content-addressed, record the row; return small JSON.
 
     The generation stops between steps (GenerationTimeout) at `time_limit` seconds from
     its start (the model's soft limit by default: Celery's solo pool does not enforce
     it), or at `expires_at` (wall clock: the caller stopped waiting), if sooner.
+    keep_trajectory (a miner's generation, where the pipeline has a replay): the run's
+    trajectory is stored too, its root and ref in the result (`trajectory_root`,
+    `trajectory_ref`), for the validator to open (app/backends/diffusers/trajectory.py).
     """
     started = time.time()
     request = parse_request(raw_request)
@@ -71,8 +93,18 @@ def generate_and_record(
         limit = time_limit if time_limit is not None else time_limits(settings, request.model)[0]
         if expires_at is not None:
             limit = min(limit, expires_at - time.time())
-        out = engine.generate(request, deadline=time.monotonic() + limit)
+        from app.backends.diffusers import trajectory
+
+        trajectory_out = {}
+        if keep_trajectory and trajectory.supports(engine, request):  # a miner's, for the validator to open
+            out, kept = trajectory.record(engine, request, deadline=time.monotonic() + limit)
+            trajectory_out = {"trajectory_root": kept.root}
+        else:
+            out, kept = engine.generate(request, deadline=time.monotonic() + limit), None
         store = storage.store_for(settings, "artifacts")
+        if kept is not None:
+            trajectory_out["trajectory_ref"] = storage.store_for(settings, "trajectories").put(kept.to_bytes(), "npz")[0]
+            prune_trajectories(settings)
         path, digest = store.put(out.data, media.extension(out.media_type))
         frames = store.put(out.frames, media.FRAMES_EXTENSION)[0] if out.frames else None
         timings = {"queued_ms": round(max(0.0, started - enqueued_at) * 1000, 1) if enqueued_at else 0.0, **out.timings}
@@ -82,7 +114,7 @@ def generate_and_record(
                 artifact_sha256=digest, artifact_path=str(path), timings=timings, environment=out.environment,
                 frames_path=str(frames) if frames else None,
             )
-            return records.as_result(row)
+            return {**records.as_result(row), **trajectory_out}
     except Exception as exc:
         with session_scope(url) as session:
             records.fail(session, task_id=task_id, error=f"{type(exc).__name__}: {exc}")

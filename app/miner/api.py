@@ -25,6 +25,7 @@ from app.backends.registry import served_spec
 from app.chain.base import Chain
 from app.generation.limits import model_timeout, time_limits
 from app.keys import WORKER_ENVIRONMENT as ENV_KEY
+from app.keys import miner_trajectory
 from app.llm.client import server_environment
 from app.miner.admission import Admission, AdmissionPolicy, MetagraphCache
 from app.miner.external import external_answer
@@ -71,7 +72,8 @@ def honest_answer(req: GenerationRequest, priority: int, timeout: float, started
     return GenerateResponse(request_id=req.request_id, model=req.model, media_type=result["media_type"],
                             data=base64.b64encode(data).decode(), pixel_sha256=result["pixel_sha256"],
                             frames=base64.b64encode(frames).decode() if frames else None,
-                            timings=timings, environment=result["environment"])
+                            timings=timings, environment=result["environment"],
+                            trajectory_root=result.get("trajectory_root"), trajectory_ref=result.get("trajectory_ref"))
 
 
 def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chain,
@@ -187,9 +189,45 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
                 if isinstance(exc, InvalidRequest) or exc.status != 504:  # the caller got nothing for it
                     admission.refund_quota(caller)
                 raise
+        if isinstance(result, GenerateResponse) and result.trajectory_root and result.trajectory_ref:
+            await run_in_threadpool(redis_client.set, miner_trajectory(hotkey, caller, result.trajectory_root),
+                                    result.trajectory_ref, ex=settings.trajectory_ttl_s)  # for this caller only
         return JSONResponse(result) if text or external else result
 
+    @app.post("/v1/open", responses=_responses(400, 401, 403, 404, 413, 415))
+    async def open_trajectory(request: Request):
+        """Open a kept trajectory at the steps the caller chose: {root, steps: [i, ...]} -> each step's
+        leaf and the next one, leaf 0 and the final leaf, each with its Merkle proof (issue 14)."""
+        caller, body = await authenticated(request)
+        admission.check_caller(caller)
+        raw = decode_capped(body, {"open": 4096}, "open")
+        root, steps = (raw.get("root"), raw.get("steps")) if isinstance(raw, dict) else (None, None)
+        if not isinstance(root, str) or len(root) != 64:
+            raise InvalidRequest("root", "must be the answer's trajectory_root (64 hex characters)")
+        if not isinstance(steps, list) or not 1 <= len(steps) <= 8 or not all(
+                isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 1000 for i in steps):
+            raise InvalidRequest("steps", "must be a list of 1 to 8 step indices")
+        ref = await run_in_threadpool(redis_client.get, miner_trajectory(hotkey, caller, root))
+        if ref is None:
+            raise Refused(404, "not_kept", f"no trajectory {root[:16]}... kept for you (it is kept "
+                                           f"{settings.trajectory_ttl_s} s after its answer)")
+        return JSONResponse(await run_in_threadpool(openings, ref.decode(), steps))
+
     return app
+
+
+def openings(ref: str, steps: list[int]) -> dict:
+    """The leaves a validator asked for, read from the store, with their proofs."""
+    from app.backends.diffusers.trajectory import Trajectory
+
+    traj = Trajectory.from_bytes(read_artifact(ref))
+    n = len(traj.latents) - 1
+    bad = [i for i in steps if i >= n]
+    if bad:
+        raise InvalidRequest("steps", f"step {bad[0]} is beyond this run's {n} steps")
+    levels = traj.levels()
+    wanted = sorted({0, n, *steps, *(i + 1 for i in steps)})
+    return {"steps": n, "leaves": [traj.opening(i, levels).to_wire() for i in wanted]}
 
 
 def run_generation(req: GenerationRequest, priority: int, timeout: float) -> dict:

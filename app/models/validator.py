@@ -57,7 +57,8 @@ class Response(Base):
     claimed_sha256: Mapped[str | None] = mapped_column(String(64))
     environment: Mapped[dict | None] = mapped_column(JSON)
     pixel_sha256: Mapped[str | None] = mapped_column(String(64), index=True)  # computed by the validator
-    verdict_rung: Mapped[str | None] = mapped_column(String(16))  # exact | tolerant | failed
+    trajectory_root: Mapped[str | None] = mapped_column(String(64))  # the miner's commitment (issue 14)
+    verdict_rung: Mapped[str | None] = mapped_column(String(16))  # exact | tolerant | trajectory | failed
     verdict_similarity: Mapped[float | None] = mapped_column(Float)
     verdict_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -77,6 +77,9 @@ class GenerateResponse(BaseModel):
     pixel_sha256: str
     timings: Timings
     environment: dict
+    trajectory_root: str | None = Field(None, description="the Merkle root of the run's trajectory, which the "
+                                                          "miner opens at POST /v1/open (issue 14)")
+    trajectory_ref: str | None = Field(None, exclude=True)  # where the miner keeps it; never sent
 
 
 class InfoResponse(BaseModel):
@@ -183,8 +186,12 @@ def parse_answer(answer: dict, *, request_id: str, model: str) -> dict:
             raise MalformedAnswer("environment", f"must be an object, got {type(environment).__name__}")
         if len(json.dumps(environment)) > MAX_ENVIRONMENT_JSON:
             raise MalformedAnswer("environment", f"is larger than {MAX_ENVIRONMENT_JSON} bytes of JSON")
+    root = answer.get("trajectory_root")
+    if root is not None and not (isinstance(root, str) and len(root) == 64
+                                 and all(c in "0123456789abcdef" for c in root)):
+        raise MalformedAnswer("trajectory_root", "must be 64 lowercase hex characters (a sha256), or absent")
     return {"media_type": media_type, "data": data, "frames": frames, "claimed_sha256": claimed,
-            "environment": environment}
+            "environment": environment, "trajectory_root": root}
 
 
 def parse_external_reply(answer: dict, *, request_id: str, model: str) -> dict:

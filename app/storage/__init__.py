@@ -13,7 +13,9 @@ from functools import lru_cache
 from app.storage.base import ArtifactCorrupt, ArtifactMissing, ArtifactStore, StoreError
 from app.storage.local import LocalStore, read_path
 
-AREAS = ("artifacts", "validator")  # generations and reproductions; a validator's received answers
+# generations and reproductions; a validator's received answers; a miner's kept trajectories (pruned after
+# trajectory_ttl_s by the GPU workers)
+AREAS = ("artifacts", "validator", "trajectories")
 
 __all__ = ["AREAS", "ArtifactCorrupt", "ArtifactMissing", "ArtifactStore", "StoreError", "load", "store_for",
            "all_stores"]
@@ -23,12 +25,14 @@ def store_for(settings, area: str) -> ArtifactStore:
     if area not in AREAS:
         raise ValueError(f"unknown artifact area {area!r}; one of {', '.join(AREAS)}")
     if settings.artifact_store == "local":
-        return LocalStore(settings.artifacts_dir if area == "artifacts" else settings.validator_artifacts_dir)
+        roots = {"artifacts": settings.artifacts_dir, "validator": settings.validator_artifacts_dir,
+                 "trajectories": settings.state_path / "trajectories"}
+        return LocalStore(roots[area])
     return _s3_store(settings, area)
 
 
 def all_stores(settings) -> list[ArtifactStore]:
-    return [store_for(settings, area) for area in AREAS]
+    return [store_for(settings, area) for area in AREAS if area != "trajectories"]
 
 
 def _s3_store(settings, area: str):

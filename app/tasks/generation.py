@@ -23,7 +23,7 @@ def generate(self, request: dict, enqueued_at: float | None = None, expires_at: 
     """
     return generate_and_record(
         request, settings=get_settings(), task_id=self.request.id, worker=self.request.hostname,
-        enqueued_at=enqueued_at, expires_at=expires_at,
+        enqueued_at=enqueued_at, expires_at=expires_at, keep_trajectory=True,
     )
 
 

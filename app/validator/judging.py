@@ -8,6 +8,7 @@ once; `settle_stale` settles what a lost task left behind.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from datetime import datetime, timezone
 
@@ -27,6 +28,7 @@ from app.validator import records
 from app.validator.context import Validator
 from app.verification.ladder import verifier_for
 from app.verification.thresholds import threshold_for
+from app.verification.verdict import failed
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +84,13 @@ def verify_response(v: Validator, response_id: int) -> str | None:
         expected_frames, request = challenge.reproduction_frames_path, dict(challenge.request)
         media_type, artifact_path, challenge_id = response.media_type or "", response.artifact_path, challenge.id
         frames_path, environment = response.frames_path, response.environment
+        root = response.trajectory_root
         threshold = threshold_for(model, v.settings, reference_env=challenge.reproduction_env,
                                   miner_env=response.environment, pipeline=request.get("pipeline")) \
             if get_spec(model).payload is Payload.DIFFUSION else None  # the others have no pixel threshold
     spec = get_spec(model)
+    if root and spec.payload is Payload.DIFFUSION and random.SystemRandom().random() < v.settings.trajectory_share:
+        return _verify_trajectory(v, response_id, request, artifact_path, root)
     if spec.payload is Payload.CHAT:
         return _verify_text(v, response_id, challenge_id, request, artifact_path, environment)
     if spec.payload is Payload.EXTERNAL_IMAGE:
@@ -129,6 +134,29 @@ def _settle(v: Validator, response_id: int, verdict) -> str:
     except IntegrityError:
         log.info("response %d was counted already (redelivered task)", response_id)
     return verdict.rung
+
+
+def _verify_trajectory(v: Validator, response_id: int, request: dict, artifact_path: str | None, root: str) -> str:
+    """The answer judged by opening its trajectory (app/validator/trajectory_judge.py), not the reproduction."""
+    from app.models import MinerState
+    from app.validator.trajectory_judge import judge_trajectory
+
+    with v.sessions() as s:
+        response = s.get(Response, response_id)
+        miner = s.get(MinerState, response.hotkey)
+        axon, hotkey = (miner.axon if miner else None), response.hotkey
+    if axon is None:
+        log.info("response %d: its miner left; judged against the reproduction instead", response_id)
+        return None
+    try:
+        data = storage.load(v.settings, artifact_path) if artifact_path else b""
+        verdict = judge_trajectory(v, axon=axon, hotkey=hotkey, request=request, root=root, data=data)
+    except storage.StoreError as exc:
+        log.warning("response %d not judged now: %s", response_id, exc)
+        return None
+    except (media.MediaError, ValueError) as exc:
+        verdict = failed(f"unreadable output: {exc}", well_formed=False)
+    return _settle(v, response_id, verdict)
 
 
 def _verify_text(v: Validator, response_id: int, challenge_id: str, request: dict, artifact_path: str | None,

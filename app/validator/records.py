@@ -76,7 +76,8 @@ def add_response(session: Session, *, challenge_id: str, miner: MinerState, stat
 def record_answer(session: Session, *, response_id: int, status: str, latency_s: float | None,
                   http_status: int | None = None, error: str | None = None, media_type: str | None = None,
                   artifact_path: str | None = None, claimed_sha256: str | None = None,
-                  environment: dict | None = None, frames_path: str | None = None) -> Response:
+                  environment: dict | None = None, frames_path: str | None = None,
+                  trajectory_root: str | None = None) -> Response:
     response = session.get(Response, response_id)
     if response is None:
         raise LookupError(f"no response {response_id}")
@@ -85,6 +86,7 @@ def record_answer(session: Session, *, response_id: int, status: str, latency_s:
     response.status, response.latency_s, response.http_status, response.error = status, latency_s, http_status, error
     response.answered_at = utcnow()
     response.media_type, response.artifact_path, response.frames_path = media_type, artifact_path, frames_path
+    response.trajectory_root = trajectory_root
     response.claimed_sha256, response.environment = claimed_sha256, environment
     session.flush()
     return response

@@ -306,7 +306,8 @@ def call_miner(v: Validator, query: Query, *, busy_ok: bool = False) -> Reply:
         frames = parsed["frames"] and store.put(parsed["frames"], media.FRAMES_EXTENSION)[0]
         return Reply("answered", latency, dict(
             media_type=media_type, artifact_path=str(path), frames_path=str(frames) if frames else None,
-            claimed_sha256=parsed["claimed_sha256"], environment=parsed["environment"], http_status=200),
+            claimed_sha256=parsed["claimed_sha256"], environment=parsed["environment"], http_status=200,
+            trajectory_root=parsed.get("trajectory_root")),
             data=parsed["data"], frames=parsed["frames"])
     except MinerError as exc:
         status = "busy" if busy_ok and exc.status == 429 else "rejected" if busy_ok and exc.status == 400 \

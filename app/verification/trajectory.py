@@ -96,3 +96,91 @@ def step_distance(replayed: np.ndarray, committed: np.ndarray) -> StepDistance:
         return StepDistance(float("inf"), float("inf"))
     norm = float(np.linalg.norm(b)) or 1.0
     return StepDistance(float(np.linalg.norm(a - b)) / norm, float(np.max(np.abs(a - b))))
+
+
+MAX_OPENED_ELEMENTS = 4 * 128 * 128  # a latent of 1024x1024 (4 channels at 1/8 scale)
+
+
+def encode_array(a) -> dict:
+    import base64
+
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    return {"shape": list(a.shape), "f32": base64.b64encode(a.tobytes()).decode()}
+
+
+def decode_array(raw, field: str) -> np.ndarray:
+    """A float32 array from the wire; ValueError naming the field when malformed."""
+    import base64
+    import binascii
+
+    if not isinstance(raw, dict) or not isinstance(raw.get("shape"), list) or not isinstance(raw.get("f32"), str):
+        raise ValueError(f"{field}: must be {{shape, f32}}")
+    shape = raw["shape"]
+    if not all(isinstance(d, int) and 0 < d <= 4096 for d in shape) or len(shape) > 5:
+        raise ValueError(f"{field}: bad shape {shape!r:.80}")
+    count = int(np.prod(shape))
+    if count > MAX_OPENED_ELEMENTS:
+        raise ValueError(f"{field}: {count} values; at most {MAX_OPENED_ELEMENTS}")
+    try:
+        data = base64.b64decode(raw["f32"], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{field}: not base64") from None
+    if len(data) != 4 * count:
+        raise ValueError(f"{field}: {len(data)} bytes for shape {shape}")
+    return np.frombuffer(data, dtype=np.float32).reshape(shape)
+
+
+def encode_state(state: Mapping[str, object]) -> dict:
+    out = {}
+    for name, value in state.items():
+        if isinstance(value, (list, tuple)):
+            out[name] = [None if v is None else encode_array(v) for v in value]
+        elif value is None or isinstance(value, (int, np.integer)):
+            out[name] = None if value is None else int(value)
+        else:
+            out[name] = encode_array(value)
+    return out
+
+
+def decode_state(raw, field: str) -> dict:
+    if not isinstance(raw, dict) or len(raw) > 8:
+        raise ValueError(f"{field}: must be an object of at most 8 entries")
+    out: dict = {}
+    for name, value in raw.items():
+        if isinstance(value, list):
+            if len(value) > 8:
+                raise ValueError(f"{field}.{name}: at most 8 entries")
+            out[name] = [None if v is None else decode_array(v, f"{field}.{name}.{i}") for i, v in enumerate(value)]
+        elif value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            out[name] = value
+        else:
+            out[name] = decode_array(value, f"{field}.{name}")
+    return out
+
+
+@dataclass(frozen=True)
+class Opening:
+    index: int
+    latent: np.ndarray
+    state: dict
+    proof: list[str]
+
+    def to_wire(self) -> dict:
+        return {"index": self.index, "latent": encode_array(self.latent), "state": encode_state(self.state),
+                "proof": list(self.proof)}
+
+    @classmethod
+    def from_wire(cls, raw, field: str) -> "Opening":
+        if not isinstance(raw, dict):
+            raise ValueError(f"{field}: must be an object")
+        index, path = raw.get("index"), raw.get("proof")
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= 1000:
+            raise ValueError(f"{field}.index: must be a step index")
+        if not isinstance(path, list) or len(path) > 16 or not all(
+                isinstance(p, str) and (p == "" or len(p) == 64) for p in path):
+            raise ValueError(f"{field}.proof: must be at most 16 sibling hashes")
+        return cls(index, decode_array(raw.get("latent"), f"{field}.latent"), decode_state(raw.get("state"),
+                                                                                             f"{field}.state"), path)
+
+    def opens(self, root: str) -> bool:
+        return verify_proof(root, self.index, leaf_digest(self.index, self.latent, self.state), self.proof)

@@ -85,3 +85,19 @@ def test_the_setting_is_checked():
         Settings(artifact_store="/tmp/somewhere")
     assert Settings(artifact_store="s3://b/p/").artifact_store == "s3://b/p"
     assert os.environ.get("SEEDGRID_ARTIFACT_STORE") in (None, "local"), "tests run on the folder by default"
+
+
+def test_a_miner_keeps_trajectories_only_for_their_time(tmp_path):
+    from app.generation.service import prune_trajectories
+
+    settings = Settings(state_dir=tmp_path, trajectory_ttl_s=60)
+    store = storage.store_for(settings, "trajectories")
+    kept, _ = store.put(b"leaves", "npz")
+    start = time.time() + 10_000
+    assert prune_trajectories(settings, now=start) == 1 and not os.path.exists(kept), "past its time: dropped"
+    kept, _ = store.put(b"other leaves", "npz")
+    assert prune_trajectories(settings, now=start + 30) == 0 and os.path.exists(kept), "at most once a minute"
+    assert prune_trajectories(settings, now=start + 90) == 1 and not os.path.exists(kept)
+    fresh, _ = store.put(b"fresh leaves", "npz")
+    assert prune_trajectories(settings, now=time.time() + 1_000_000) == 1
+    assert prune_trajectories(settings, now=time.time() + 2_000_000) == 0

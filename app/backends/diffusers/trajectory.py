@@ -25,7 +25,13 @@ import numpy as np
 from app.protocol.catalogue import Architecture, Pipeline
 from app.protocol.errors import InvalidRequest
 from app.protocol.request import GenerationRequest
-from app.verification.trajectory import leaf_digest, merkle_levels, merkle_root
+from app.verification.trajectory import (
+    Opening,
+    leaf_digest,
+    merkle_levels,
+    merkle_root,
+    proof,
+)
 
 STATE_FIELDS = {"DPMSolverMultistepScheduler": ("model_outputs", "lower_order_nums")}
 ANCESTRAL = ("EulerAncestralDiscreteScheduler",)
@@ -45,6 +51,41 @@ class Trajectory:
 
     def levels(self) -> list[list[bytes]]:
         return merkle_levels(self.leaves())
+
+    def opening(self, index: int, levels: list[list[bytes]] | None = None) -> Opening:
+        return Opening(index, self.latents[index], self.states[index], proof(levels or self.levels(), index))
+
+    def to_bytes(self) -> bytes:
+        """The kept form (numpy's npz): every leaf's latent and state."""
+        import io
+        import json
+
+        arrays, layout = {}, []
+        for i, (latent, state) in enumerate(zip(self.latents, self.states)):
+            arrays[f"l{i}"] = latent
+            entry = {}
+            for name, value in state.items():
+                if isinstance(value, list):
+                    entry[name] = [None if v is None else f"s{i}_{name}_{j}" for j, v in enumerate(value)]
+                    arrays.update({f"s{i}_{name}_{j}": v for j, v in enumerate(value) if v is not None})
+                else:
+                    entry[name] = value
+            layout.append(entry)
+        out = io.BytesIO()
+        np.savez(out, layout=np.frombuffer(json.dumps(layout).encode(), dtype=np.uint8), **arrays)
+        return out.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Trajectory":
+        import io
+        import json
+
+        with np.load(io.BytesIO(data)) as z:
+            layout = json.loads(z["layout"].tobytes())
+            latents = [z[f"l{i}"] for i in range(len(layout))]
+            states = [{name: [None if k is None else z[k] for k in value] if isinstance(value, list) else value
+                       for name, value in entry.items()} for entry in layout]
+        return cls(latents, states)
 
 
 def supports(engine, request: GenerationRequest) -> bool:
@@ -141,7 +182,8 @@ def replay_step(engine, request: GenerationRequest, index: int, latent: np.ndarr
             raise ValueError(f"the opened state of step {index} lacks {name}")
         value = state[name]
         if isinstance(value, list):
-            value = [None if v is None else torch.from_numpy(np.asarray(v)).to(device, dtype) for v in value]
+            value = [None if v is None else torch.from_numpy(np.array(v, dtype=np.float32)).to(device, dtype)
+                     for v in value]
         setattr(scheduler, name, value)
     t = scheduler.timesteps[index]
     extra = {}
@@ -153,7 +195,7 @@ def replay_step(engine, request: GenerationRequest, index: int, latent: np.ndarr
         extra["generator"] = generator
     with torch.inference_mode():
         embeddings, cfg = _embeddings(engine, pipe, request)
-        x = torch.from_numpy(np.asarray(latent, np.float32)).to(device, dtype)
+        x = torch.from_numpy(np.array(latent, dtype=np.float32)).to(device, dtype)
         model_input = scheduler.scale_model_input(torch.cat([x] * 2) if cfg else x, t)
         noise = pipe.unet(model_input, t, encoder_hidden_states=embeddings, return_dict=False)[0]
         if cfg:
@@ -171,7 +213,7 @@ def decode(engine, request: GenerationRequest, latent: np.ndarray) -> np.ndarray
 
     pipe = engine.pipe_for(request)
     with torch.inference_mode():
-        x = torch.from_numpy(np.asarray(latent, np.float32)).to(engine.runtime.device, _dtype(engine))
+        x = torch.from_numpy(np.array(latent, dtype=np.float32)).to(engine.runtime.device, _dtype(engine))
         image = pipe.vae.decode(x / pipe.vae.config.scaling_factor, return_dict=False)[0]
         image = pipe.image_processor.postprocess(image, output_type="np")
     return media.to_uint8(image)
