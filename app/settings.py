@@ -70,10 +70,12 @@ class Settings(BaseSettings):
     trajectory_share: float = Field(0.0, ge=0, le=1, description="a validator: the share of answers carrying a "
                                     "trajectory that it checks by opening steps instead of against its "
                                     "reproduction (0 until the tolerance is calibrated)")
-    trajectory_tolerance: float = Field(1e-3, gt=0, le=1, description="the largest relative L2 distance between "
-                                        "a re-run step and the committed next latent")
-    trajectory_pixel_tolerance: float = Field(1.0, ge=0, le=255, description="the largest mean difference, in "
-                                              "levels, between the image and its committed final latent decoded")
+    trajectory_tolerance: float | None = Field(None, gt=0, le=1, description="the largest relative L2 distance "
+                                               "between a re-run step and the committed next latent (default: "
+                                               "the calibrated one, app/verification/trajectory_calibration.json)")
+    trajectory_pixel_tolerance: float | None = Field(None, ge=0, le=255, description="the largest mean "
+                                                     "difference, in levels, between the image and its committed "
+                                                     "final latent decoded (default: the calibrated one)")
     open_timeout_s: float = Field(10.0, gt=0, le=120, description="how long a miner has to open its trajectory")
     artifact_store: str = Field("local", description="where media go: local (the state folder) or "
                                 "s3://bucket[/prefix] on an S3-compatible service (MinIO, R2, AWS S3)")

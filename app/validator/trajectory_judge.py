@@ -8,7 +8,9 @@ comes after `open_timeout_s` fails the answer like a wrong image.
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +21,15 @@ from app.verification.trajectory import Opening, step_distance
 from app.verification.verdict import Verdict, failed
 
 MAX_OPEN_REPLY = 16 * 1024 * 1024
+CALIBRATION = Path(__file__).resolve().parent.parent / "verification" / "trajectory_calibration.json"
+
+
+def tolerances(settings) -> tuple[float, float]:
+    """(step, pixel) tolerances: the settings' where set, else the calibrated ones (bench/calibrate_trajectory.py)."""
+    calibrated = json.loads(CALIBRATION.read_text())
+    return (settings.trajectory_tolerance or calibrated["step_tolerance"],
+            settings.trajectory_pixel_tolerance if settings.trajectory_pixel_tolerance is not None
+            else calibrated["pixel_tolerance"])
 
 
 def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, data: bytes,
@@ -27,6 +38,7 @@ def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, dat
     from app.generation.service import get_engine
 
     settings = v.settings
+    step_tolerance, pixel_tolerance = tolerances(settings)
     req = parse_request(request)
     n, k = req.params.steps, min(settings.trajectory_k, req.params.steps)
     steps = sorted((rng or random.SystemRandom()).sample(range(n), k))
@@ -58,16 +70,16 @@ def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, dat
         except (ValueError, RuntimeError) as exc:
             return failed(f"step {i} cannot be re-run from its opening: {exc}", pixel_sha256=sha)
         distances.append(step_distance(after, leaves[i + 1].latent).relative_l2)
-        if distances[-1] > settings.trajectory_tolerance:
+        if distances[-1] > step_tolerance:
             return failed(f"step {i} re-run lands {distances[-1]:.3g} from the committed next latent (tolerance "
-                          f"{settings.trajectory_tolerance:g}): not this model's step", pixel_sha256=sha)
+                          f"{step_tolerance:g}): not this model's step", pixel_sha256=sha)
     decoded = tr.decode(engine, req, leaves[n].latent)
     if decoded.shape != pixels.shape:
         return failed("the final latent decodes to another size than the image", pixel_sha256=sha)
     gap = float(np.abs(decoded.astype(np.int16) - pixels.astype(np.int16)).mean())
-    if gap > settings.trajectory_pixel_tolerance:
+    if gap > pixel_tolerance:
         return failed(f"the image is not the committed final latent's (mean |difference| {gap:.2f} levels, "
-                      f"tolerance {settings.trajectory_pixel_tolerance:g})", pixel_sha256=sha)
+                      f"tolerance {pixel_tolerance:g})", pixel_sha256=sha)
     return Verdict("trajectory", 1.0, f"steps {steps} of {n} re-run within {max(distances):.2g} (tolerance "
-                                      f"{settings.trajectory_tolerance:g}); the seed's noise; the final latent "
+                                      f"{step_tolerance:g}); the seed's noise; the final latent "
                                       f"decodes to the image (mean |difference| {gap:.2f})", pixel_sha256=sha)

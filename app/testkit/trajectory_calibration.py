@@ -1,0 +1,159 @@
+"""Calibrate the trajectory check (issue 14): how far an honest miner's re-run steps and final
+latent land in other environments, how far every cheat's land, and the tolerances between.
+
+For each SD1.5 type, `n` challenges drawn as the output calibration draws them
+(app/testkit/calibration.challenges: synthetic prompts, random seeds, varied guidance,
+steps and schedulers). The honest miner records its trajectory in another environment:
+another thread count (here, in-process) and another CPU ISA (a subprocess with
+ATEN_CPU_CAPABILITY=avx2); the validator (this process) re-runs two random steps and decodes
+the final latent. The cheats, each against the validator's re-run:
+- other_checkpoint: a trajectory recorded with another checkpoint of the architecture;
+- skipped_steps: an honest trajectory with one step's latent interpolated from its neighbours;
+- fabricated_final: the final latent replaced by another seed's;
+- other_image: an honest trajectory with another seed's image returned;
+(a refusal to open fails by itself: tests/validator/test_trajectory_path.py).
+The tolerance is the honest maximum times SAFETY, or the geometric mean with the closest
+cheat when they are nearer (calibration.threshold_between), for the step distance (relative
+L2) and for the pixel gap (mean absolute difference in levels).
+
+Used by bench/calibrate_trajectory.py, which writes app/verification/trajectory_calibration.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from app.protocol.catalogue import CATALOGUE, Architecture
+from app.testkit.calibration import challenges, threshold_between
+from app.testkit.cheats import sibling
+from app.verification.trajectory import step_distance
+
+SD15_TYPES = tuple(n for n, s in CATALOGUE.items() if s.architecture is Architecture.SD15)  # the replay's types
+SCHEDULER_NAMES = ("dpmpp_2m", "dpmpp_2m_karras", "euler", "euler_a", "ddim")
+CHECKED_STEPS = 2
+
+
+def requests(model: str, n: int, seed: int = 11):
+    """`n` text-to-image challenges at the local network's sizes, their schedulers in turn."""
+    out = []
+    for i, req in enumerate(challenges(model, n, sizes=("local",), seed=seed)):
+        params = dataclasses.replace(req.params, scheduler=SCHEDULER_NAMES[i % len(SCHEDULER_NAMES)],
+                                     steps=4 + i % 5)
+        out.append(dataclasses.replace(req, params=params))
+    return out
+
+
+def _engine(model: str, settings):
+    from app.generation.service import get_engine
+
+    return get_engine(model, settings)
+
+
+def record_many(model: str, n: int, settings, out: Path, seed: int = 11) -> None:
+    """Record each challenge's trajectory and image to `out` (an ISA subprocess's job)."""
+    from app.backends.diffusers import trajectory as tr
+
+    engine = _engine(model, settings)
+    for i, req in enumerate(requests(model, n, seed)):
+        result, traj = tr.record(engine, req)
+        (out / f"{model}-{i}.npz").write_bytes(traj.to_bytes())
+        np.save(out / f"{model}-{i}.pixels.npy", result.pixels)
+
+
+def _gap(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def _judge(engine, req, traj, pixels, steps) -> tuple[float, float]:
+    """(the worst re-run step's distance, the pixel gap) as the validator measures them."""
+    from app.backends.diffusers import trajectory as tr
+
+    worst = max(step_distance(tr.replay_step(engine, req, i, traj.latents[i], traj.states[i]),
+                              traj.latents[i + 1]).relative_l2 for i in steps)
+    return worst, _gap(tr.decode(engine, req, traj.latents[-1]), pixels)
+
+
+def measure(model: str, n: int, settings, *, isa: bool = True, seed: int = 11, log=print) -> dict:
+    import torch
+
+    from app.backends.diffusers import trajectory as tr
+
+    engine, other = _engine(model, settings), _engine(sibling(model), settings)
+    reqs = requests(model, n, seed)
+    isa_dir = None
+    if isa:
+        isa_dir = Path(tempfile.mkdtemp(prefix="traj-isa-"))
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+        subprocess.run([sys.executable, "-m", "app.testkit.trajectory_calibration", "record", model, str(n),
+                        str(isa_dir), str(seed)], env=env, check=True)
+    rng = random.Random(f"{seed}:{model}")
+    honest = {"threads": [], "isa": []}
+    pixels_honest = {"threads": [], "isa": []}
+    cheats = {"other_checkpoint": [], "skipped_steps": [], "fabricated_final": [], "other_image": []}
+    for i, req in enumerate(reqs):
+        n_steps = req.params.steps
+        steps = sorted(rng.sample(range(n_steps), CHECKED_STEPS))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1 if threads > 1 else 2)
+        try:
+            out, traj = tr.record(engine, req)  # the miner, on another thread count
+        finally:
+            torch.set_num_threads(threads)
+        d, g = _judge(engine, req, traj, out.pixels, steps)
+        honest["threads"].append(d)
+        pixels_honest["threads"].append(g)
+        if isa_dir is not None:
+            isa_traj = tr.Trajectory.from_bytes((isa_dir / f"{model}-{i}.npz").read_bytes())
+            d, g = _judge(engine, req, isa_traj, np.load(isa_dir / f"{model}-{i}.pixels.npy"), steps)
+            honest["isa"].append(d)
+            pixels_honest["isa"].append(g)
+        # the cheats
+        oreq = dataclasses.replace(req, model=other.spec.name)
+        _, foreign = tr.record(other, oreq)
+        cheats["other_checkpoint"].append(_judge(engine, req, foreign, out.pixels, steps)[0])
+        k = rng.randrange(1, n_steps)  # a skipped step: its latent interpolated; the check opens the step before
+        skipped = tr.Trajectory(list(traj.latents), list(traj.states))
+        skipped.latents[k] = (traj.latents[k - 1] + traj.latents[k + 1]) / 2
+        cheats["skipped_steps"].append(_judge(engine, req, skipped, out.pixels, [k - 1])[0])
+        another = dataclasses.replace(req, seed=(req.seed + 1) % 2**32)
+        other_out, other_traj = tr.record(engine, another)
+        fabricated = tr.Trajectory(list(traj.latents[:-1]) + [other_traj.latents[-1]], list(traj.states))
+        cheats["fabricated_final"].append(_judge(engine, req, fabricated, out.pixels, [n_steps - 1])[0])
+        cheats["other_image"].append(_gap(tr.decode(engine, req, traj.latents[-1]), other_out.pixels))
+        log(f"{model} {i + 1}/{n}: honest {max(honest['threads'][-1], *(honest['isa'][-1:] or [0])):.2g}, "
+            f"closest cheat {min(cheats['other_checkpoint'][-1], cheats['skipped_steps'][-1], cheats['fabricated_final'][-1]):.2g}")
+    step_honest = max(max(v) for v in honest.values() if v)
+    step_cheat = min(min(cheats[c]) for c in ("other_checkpoint", "skipped_steps", "fabricated_final"))
+    pixel_honest = max(max(v) for v in pixels_honest.values() if v)
+    pixel_cheat = min(cheats["other_image"])
+    return {"model": model, "challenges": n, "environments": ["threads"] + (["isa avx2"] if isa else []),
+            "honest_step": {k: max(v) for k, v in honest.items() if v},
+            "honest_pixel_gap": {k: max(v) for k, v in pixels_honest.items() if v},
+            "cheats": {k: min(v) for k, v in cheats.items()},
+            "step_tolerance": threshold_between(step_honest, step_cheat),
+            "pixel_tolerance": threshold_between(pixel_honest, pixel_cheat),
+            "step_margin": step_cheat / max(step_honest, 1e-12), "pixel_margin": pixel_cheat / max(pixel_honest, 1e-12)}
+
+
+def combine(rows: list[dict]) -> dict:
+    """One tolerance for all SD1.5 types: the tightest of theirs (each has its own margin recorded)."""
+    return {"step_tolerance": min(r["step_tolerance"] for r in rows),
+            "pixel_tolerance": min(r["pixel_tolerance"] for r in rows), "types": rows}
+
+
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "record":
+    from app.config import get_settings
+
+    record_many(sys.argv[2], int(sys.argv[3]), get_settings(), Path(sys.argv[4]), int(sys.argv[5]))
+    print(json.dumps({"recorded": int(sys.argv[3])}))
