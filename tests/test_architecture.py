@@ -119,4 +119,4 @@ def test_the_queue_enum_is_a_leaf():
 def test_only_test_equipment_and_the_commands_that_start_it_load_the_cheats():
     loaders = {m for m in MODULES if any(i.startswith("app.testkit") for i in imports_of(m))}
     assert loaders <= {"app.cli.network", "app.cli.core", "app.local_network", "app.testkit.cheats",
-                       "app.testkit.calibration"}, loaders
+                       "app.testkit.calibration", "app.testkit.trajectory_calibration"}, loaders
