@@ -9,9 +9,10 @@ so rows written before a switch stay readable. Nothing else reads or writes medi
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from app.storage.base import ArtifactCorrupt, ArtifactMissing, ArtifactStore, StoreError
-from app.storage.local import LocalStore, read_path
+from app.storage.local import LocalStore
 
 # generations and reproductions; a validator's received answers; a miner's kept trajectories (pruned after
 # trajectory_ttl_s by the GPU workers)
@@ -56,21 +57,19 @@ def _cached_client(endpoint: str | None, region: str, key_id: str | None, secret
     return s3_client(endpoint, region, key_id, secret)
 
 
-def load(settings, ref: str) -> bytes:
-    """An artifact's bytes by its ref; ArtifactMissing, ArtifactCorrupt or StoreError saying what is wrong."""
+def _holder(settings, ref: str):
+    """The store that holds `ref`: its bucket's for an s3:// ref, else a folder (the ref is a path)."""
     if ref.startswith("s3://"):
         from app.storage.s3 import S3Store, split_url
 
-        bucket, _ = split_url(ref)
-        return S3Store(_client(settings), bucket, "", endpoint=settings.s3_endpoint_url).get(ref)
-    return read_path(ref)
+        return S3Store(_client(settings), split_url(ref)[0], "", endpoint=settings.s3_endpoint_url)
+    return LocalStore(Path(ref).parent)
+
+
+def load(settings, ref: str) -> bytes:
+    """An artifact's bytes by its ref; ArtifactMissing, ArtifactCorrupt or StoreError saying what is wrong."""
+    return _holder(settings, ref).get(ref)
 
 
 def exists(settings, ref: str) -> bool:
-    if ref.startswith("s3://"):
-        from app.storage.s3 import S3Store, split_url
-
-        return S3Store(_client(settings), split_url(ref)[0], "", endpoint=settings.s3_endpoint_url).exists(ref)
-    from pathlib import Path
-
-    return Path(ref).is_file()
+    return _holder(settings, ref).exists(ref)

@@ -146,7 +146,7 @@ def _verify_trajectory(v: Validator, response_id: int, request: dict, artifact_p
         miner = s.get(MinerState, response.hotkey)
         axon, hotkey = (miner.axon if miner else None), response.hotkey
     if axon is None:
-        log.info("response %d: its miner left; judged against the reproduction instead", response_id)
+        log.info("response %d not judged by its trajectory: its miner left the subnet", response_id)
         return None
     try:
         data = storage.load(v.settings, artifact_path) if artifact_path else b""

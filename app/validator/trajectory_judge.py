@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,14 @@ MAX_OPEN_REPLY = 16 * 1024 * 1024
 CALIBRATION = Path(__file__).resolve().parent.parent / "verification" / "trajectory_calibration.json"
 
 
+@lru_cache(maxsize=1)
+def _calibrated() -> dict:
+    return json.loads(CALIBRATION.read_text())
+
+
 def tolerances(settings) -> tuple[float, float]:
     """(step, pixel) tolerances: the settings' where set, else the calibrated ones (bench/calibrate_trajectory.py)."""
-    calibrated = json.loads(CALIBRATION.read_text())
+    calibrated = _calibrated()
     return (settings.trajectory_tolerance or calibrated["step_tolerance"],
             settings.trajectory_pixel_tolerance if settings.trajectory_pixel_tolerance is not None
             else calibrated["pixel_tolerance"])
