@@ -67,15 +67,21 @@ class Settings(BaseSettings):
     trajectory_ttl_s: int = Field(300, ge=10, le=86400, description="a miner: how long it keeps each answer's "
                                   "trajectory for the validator to open (issue 14)")
     trajectory_k: int = Field(2, ge=1, le=8, description="a validator: the steps it opens and re-runs per answer")
-    trajectory_share: float = Field(0.0, ge=0, le=1, description="a validator: the share of answers carrying a "
-                                    "trajectory that it checks by opening steps instead of against its "
-                                    "reproduction (0 until the tolerance is calibrated)")
+    reproduction_share: float = Field(0.05, ge=0, le=1, description="a validator: the share of challenges and "
+                                      "organic jobs of a type with a trajectory replay (SD1.5 text-to-image) "
+                                      "that it still reproduces in full; the others are checked by opening "
+                                      "their trajectories, and a disputed check is reproduced")
     trajectory_tolerance: float | None = Field(None, gt=0, le=1, description="the largest relative L2 distance "
                                                "between a re-run step and the committed next latent (default: "
                                                "the calibrated one, app/verification/trajectory_calibration.json)")
     trajectory_pixel_tolerance: float | None = Field(None, ge=0, le=255, description="the largest mean "
                                                      "difference, in levels, between the image and its committed "
                                                      "final latent decoded (default: the calibrated one)")
+    trajectory_tile: int = Field(32, ge=8, le=1024, multiple_of=8, description="a validator: the side, in "
+                                 "pixels, of the random tile of the image it decodes from the committed final "
+                                 "latent")
+    trajectory_decode_share: float = Field(0.02, ge=0, le=1, description="a validator: the share of trajectory "
+                                           "checks that decode the whole final latent instead of one tile")
     open_timeout_s: float = Field(10.0, gt=0, le=120, description="how long a miner has to open its trajectory")
     artifact_store: str = Field("local", description="where media go: local (the state folder) or "
                                 "s3://bucket[/prefix] on an S3-compatible service (MinIO, R2, AWS S3)")

@@ -54,6 +54,9 @@ def free_port() -> int:
 def _configure_environment() -> None:
     os.environ["SEEDGRID_STATE_DIR"] = str(STATE)
     os.environ.setdefault("SEEDGRID_THREADS", "2")
+    # The suites that assert the reproduction ladder (exact, tolerant, their failures) reproduce every
+    # challenge; the trajectory path, the default in service, has its own tests that set 0.
+    os.environ.setdefault("SEEDGRID_REPRODUCTION_SHARE", "1")
     os.environ.setdefault("SEEDGRID_DEVICE", "cpu")
     if "SEEDGRID_REDIS_URL" not in os.environ:
         if _port_open(6379):

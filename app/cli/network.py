@@ -154,7 +154,8 @@ def miner() -> None:
               help="TEST MODE: answer dishonestly (wrong_seed, fewer_steps, other_scheduler, half_resolution, "
                    "other_checkpoint, blank, error_text, replay, copy; text types: other_model, truncated, "
                    "random_tokens, other_prompt, higher_temperature, fabricated_logprobs, empty, error; "
-                   "external types: other_task, other_prompt, foreign_image, replay, failed_task)")
+                   "external types: other_task, other_prompt, foreign_image, replay, failed_task; "
+                   "the trajectory's openings: refuse_open, forged_opening)")
 def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int, announce: bool,
                 external_host: str | None, cheat: str | None) -> None:
     """Serve POST /v1/generate, GET /v1/info and GET /healthz for MODEL."""
@@ -190,11 +191,11 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
             raise click.BadParameter(f"unknown {'text' if text else 'external'} strategy {cheat!r}; choose one of "
                                      f"{', '.join(strategies)}", param_hint="--cheat")
     elif cheat:
-        from app.testkit.cheats import Cheat
+        from app.testkit.cheats import TRAJECTORY_CHEATS, Cheat
 
-        if cheat not in Cheat.strategies:
-            raise click.BadParameter(f"unknown strategy {cheat!r}; choose one of {', '.join(Cheat.strategies)}",
-                                     param_hint="--cheat")
+        if cheat not in Cheat.strategies + TRAJECTORY_CHEATS:
+            raise click.BadParameter(f"unknown strategy {cheat!r}; choose one of "
+                                     f"{', '.join(Cheat.strategies + TRAJECTORY_CHEATS)}", param_hint="--cheat")
     try:
         w = load_wallet(settings.wallets_dir, wallet_name, hotkey)
         handle = prepare_redis(settings)
@@ -210,6 +211,7 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
 
     redis_client = redis_lib.Redis.from_url(handle.url)
     answer = None if text or external else honest_answer  # forwarded to SEEDGRID_LLM_URL or the provider
+    open_leaves = None
     if cheat and text:
         from app.testkit.text_cheats import text_cheat_answer
 
@@ -218,6 +220,10 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
         from app.testkit.external_cheats import external_cheat_answer
 
         answer = external_cheat_answer(cheat, settings, spec.name)
+    elif cheat and cheat in TRAJECTORY_CHEATS:  # an honest answer; the trajectory's openings are the cheat
+        from app.testkit.cheats import trajectory_cheat_openings
+
+        open_leaves = trajectory_cheat_openings(cheat)
     elif cheat:
         from app.testkit.cheats import Cheat, cheat_answer
 
@@ -226,7 +232,7 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--cheat") from None
     app_ = create_miner_app(settings=settings, model=spec.name, hotkey=w.hotkey.ss58_address, chain=c,
-                            redis_client=redis_client, answer=answer)
+                            redis_client=redis_client, answer=answer, open_leaves=open_leaves)
     click.echo(f"miner {w.hotkey.ss58_address} serving {spec.name} on http://{host}:{port}"
                + (f" (TEST MODE: cheating with {cheat})" if cheat else ""))
     uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)

@@ -115,14 +115,15 @@ def attempts(session: Session, job_id: str) -> list[Response]:
 
 
 def deliver(session: Session, *, job: Job, response: Response, pixel_sha256: str, sampled: bool,
-            reproduced: bool = False) -> None:
-    """The job is done with this attempt's bytes; its challenge waits for the GPU queue when sampled
-    (`reproduced`: a text answer, judged by a prefill with nothing to reproduce first)."""
+            ready: str | None = None) -> None:
+    """The job is done with this attempt's bytes; when sampled, its challenge waits for the GPU queue's
+    reproduction, or is judged at once with the status `ready` (`reproduced`: a text or external
+    answer, nothing to reproduce; `trajectory`: checked by opening its trajectory)."""
     job.status, job.finished_at, job.lease_until = "done", utcnow(), None
     job.response_id, job.media_type, job.result_path = response.id, response.media_type, response.artifact_path
     job.pixel_sha256, job.sampled = pixel_sha256, sampled
     # the reproduction's clock (settle_stale) starts when it is handed to the GPU queue
-    changes = {"status": "reproduced" if reproduced else "open", "created_at": utcnow()} if sampled \
+    changes = {"status": ready or "open", "created_at": utcnow()} if sampled \
         else {"status": "unsampled"}
     session.execute(update(Challenge).where(Challenge.id == job.id).values(**changes))
     session.flush()
@@ -169,11 +170,12 @@ def view(session: Session, job: Job, *, base_url: str = "") -> dict:
     delivered = next((r for r in tries if r.id == job.response_id), None)
     links = {"self": f"{base_url}/v1/jobs/{job.id}", "result": f"{base_url}/v1/jobs/{job.id}/result",
              "events": f"{base_url}/v1/jobs/{job.id}/events"}
-    verification = {"sampled": job.sampled, "verdict": None, "reason": None}
+    verification = {"sampled": job.sampled, "verdict": None, "reason": None, "detail": None}
     if job.sampled and delivered is not None:
         challenge = session.get(Challenge, job.id)
         if delivered.verdict_rung:
-            verification.update(verdict=delivered.verdict_rung, reason=delivered.verdict_reason)
+            verification.update(verdict=delivered.verdict_rung, reason=delivered.verdict_reason,
+                                detail=delivered.verdict_detail)
         elif challenge is not None and challenge.status == "failed":
             verification.update(verdict="not judged", reason=f"the validator's reproduction failed: {challenge.error}")
         else:

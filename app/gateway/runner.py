@@ -9,9 +9,11 @@ whose media cannot be decoded counts as a failed request too.
 A 429 (the miner's concurrency or our quota there is full) is back-pressure, not a
 failure: that miner is tried again after the others, with a pause when all are busy,
 within the job's budget of gateway_max_attempts query deadlines.
-The first readable answer is delivered at once; a fraction `gateway_sample_rate` of
-deliveries is then judged on the GPU queue like a challenge (the task enqueues it): an
-image's by reproducing it, a text answer's by one prefill on the validator's own text
+The first readable answer is delivered at once, then judged on the GPU queue like a
+challenge (the task enqueues it): every image answer that carries a trajectory root, of a
+type with a step replay, by opening its trajectory (issue 14; a share `reproduction_share`
+by a full reproduction instead); of the other answers a fraction `gateway_sample_rate`:
+an image's by reproducing it, a text answer's by one prefill on the validator's own text
 server, an external image's against its provider's task (so those are only sampled where
 SEEDGRID_VALIDATOR_LLM_URL, or SEEDGRID_GOJOURNEY_URL, is set).
 """
@@ -47,6 +49,7 @@ from app.validator.rounds import (
     take_quota,
     wire_request,
 )
+from app.verification.trajectory import replayable
 
 log = logging.getLogger(__name__)
 
@@ -175,15 +178,29 @@ def _settle(v: Validator, job_id: str, attempt: Attempt, reply: Reply, rng: rand
         if job.status != "running":  # cancelled while the miner worked: its work still counts as delivered
             records.record_delivery(s, hotkey=response.hotkey)
             return Run(job.status)
-        payload = get_spec(job.model).payload
-        direct = payload in (Payload.CHAT, Payload.EXTERNAL_IMAGE)  # judged without a reproduction
-        judge = {Payload.CHAT: v.settings.validator_llm_url, Payload.EXTERNAL_IMAGE: v.settings.gojourney_url}
-        sampled = rng.random() < v.settings.gateway_sample_rate and bool(judge.get(payload, True))
-        jobs.deliver(s, job=job, response=response, pixel_sha256=digest, sampled=sampled, reproduced=direct)
+        sampled, ready = _checked(v, job, response, rng)
+        jobs.deliver(s, job=job, response=response, pixel_sha256=digest, sampled=sampled, ready=ready)
         if not sampled:
             records.record_delivery(s, hotkey=response.hotkey)
         view = jobs.view(s, job)  # as committed: the waiting calls answer with it, reading no row
-    return Run("done", sampled=sampled, view=view, judge_response=response.id if sampled and direct else None)
+    return Run("done", sampled=sampled, view=view, judge_response=response.id if sampled and ready else None)
+
+
+def _checked(v: Validator, job: Job, response, rng: random.Random) -> tuple[bool, str | None]:
+    """(whether the delivered answer is judged, the status its organic challenge takes to be judged
+    at once, or None: reproduced first). An image answer with a trajectory replay is always judged:
+    by its trajectory, or in a share `reproduction_share` against a full reproduction. Other
+    diffusion answers are sampled at `gateway_sample_rate` and reproduced; a text or external
+    answer, sampled where the validator has its judge, is judged directly."""
+    settings = v.settings
+    payload = get_spec(job.model).payload
+    if payload is Payload.DIFFUSION and replayable(job.model, job.request.get("pipeline")) \
+            and response.trajectory_root:
+        return True, None if rng.random() < settings.reproduction_share else "trajectory"
+    if payload is Payload.DIFFUSION:
+        return rng.random() < settings.gateway_sample_rate, None
+    judge = {Payload.CHAT: settings.validator_llm_url, Payload.EXTERNAL_IMAGE: settings.gojourney_url}[payload]
+    return (rng.random() < settings.gateway_sample_rate and bool(judge)), "reproduced"
 
 
 def pixel_hash(request: dict, reply: Reply) -> str:

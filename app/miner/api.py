@@ -77,12 +77,15 @@ def honest_answer(req: GenerationRequest, priority: int, timeout: float, started
 
 
 def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chain,
-                     redis_client: redis.Redis, answer: Answer | None = None) -> FastAPI:
+                     redis_client: redis.Redis, answer: Answer | None = None,
+                     open_leaves: Callable[[str, list[int]], dict] | None = None) -> FastAPI:
     """The miner's app. Only test equipment passes another `answer` (app/testkit/cheats.py,
-    app/testkit/text_cheats.py, app/testkit/external_cheats.py). A text model type forwards to
+    app/testkit/text_cheats.py, app/testkit/external_cheats.py) or another `open_leaves` (a
+    trajectory's openings, `openings`: app/testkit/cheats.py). A text model type forwards to
     its OpenAI-compatible server (app/miner/text.py), an external image type to its provider
     (app/miner/external.py), instead of the GPU queue."""
     spec = get_spec(model)
+    open_leaves = open_leaves or openings
     text = spec.payload is Payload.CHAT
     external = spec.payload is Payload.EXTERNAL_IMAGE
     if text:
@@ -211,7 +214,7 @@ def create_miner_app(*, settings: Settings, model: str, hotkey: str, chain: Chai
         if ref is None:
             raise Refused(404, "not_kept", f"no trajectory {root[:16]}... kept for you (it is kept "
                                            f"{settings.trajectory_ttl_s} s after its answer)")
-        return JSONResponse(await run_in_threadpool(openings, ref.decode(), steps))
+        return JSONResponse(await run_in_threadpool(open_leaves, ref.decode(), steps))
 
     return app
 

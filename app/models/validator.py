@@ -29,7 +29,7 @@ class Challenge(Base):
     kind: Mapped[str] = mapped_column(String(16))
     request: Mapped[dict] = mapped_column(JSON)  # the exact request every miner received
     block: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | reproduced | failed
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | trajectory | reproduced | failed
     reproduction_sha256: Mapped[str | None] = mapped_column(String(64))
     reproduction_path: Mapped[str | None] = mapped_column(Text)
     reproduction_frames_path: Mapped[str | None] = mapped_column(Text)  # video: the lossless frames
@@ -61,6 +61,7 @@ class Response(Base):
     verdict_rung: Mapped[str | None] = mapped_column(String(16))  # exact | tolerant | trajectory | failed
     verdict_similarity: Mapped[float | None] = mapped_column(Float)
     verdict_reason: Mapped[str | None] = mapped_column(Text)
+    verdict_detail: Mapped[dict | None] = mapped_column(JSON)  # the trajectory path: {path, steps, distances, ...}
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the reply recorded
     verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

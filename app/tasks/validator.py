@@ -30,7 +30,8 @@ def sync_miners() -> dict:
 
 @celery_app.task(name="seedgrid.validator.challenge_round", queue=DEFAULT)
 def challenge_round() -> list[dict]:
-    """Build this round's challenges, then fan out: queries on the I/O queue, one reproduction each on the GPU."""
+    """Build this round's challenges, then fan out: queries on the I/O queue and, for a challenge not
+    checked by its answers' trajectories, one reproduction on the GPU."""
     plans = rounds.start_round(validator())
     for plan in plans:
         if plan.reproduce:
@@ -58,7 +59,11 @@ def reproduce(self, challenge_id: str) -> int:
 
 @celery_app.task(name="seedgrid.validator.verify_response", queue=GPU)
 def verify_response(response_id: int) -> str | None:
-    return judging.verify_response(validator(), response_id)
+    result = judging.verify_response(validator(), response_id)
+    if isinstance(result, judging.Dispute):  # its challenge reproduced in full; that verifies the rest
+        reproduce.delay(result.challenge_id)
+        return "disputed"
+    return result
 
 
 @celery_app.task(name="seedgrid.validator.epoch_tick", queue=DEFAULT)

@@ -233,3 +233,31 @@ def cheat_answer(cheat: Cheat, redis_client) -> Callable:
                                 environment=cheat.claimed_environment(worker_environment(redis_client, req.model) or {}))
 
     return answer
+
+
+# A miner that answers honestly, with its trajectory's root, but does not stand by it when the
+# validator opens steps (issue 14): it refuses, or opens leaves that are not the ones it committed
+# (a miner that kept nothing, or skipped the steps asked for, can do no better).
+TRAJECTORY_CHEATS = ("refuse_open", "forged_opening")
+
+
+def trajectory_cheat_openings(strategy: str) -> Callable[[str, list[int]], dict]:
+    """The miner API's `open_leaves` for a trajectory cheat."""
+    from app.miner.api import openings
+    from app.verification.trajectory import decode_array, encode_array
+    from app.web import Refused
+
+    if strategy not in TRAJECTORY_CHEATS:
+        raise ValueError(f"unknown trajectory cheat {strategy!r}; choose one of {', '.join(TRAJECTORY_CHEATS)}")
+
+    def open_leaves(ref: str, steps: list[int]) -> dict:
+        if strategy == "refuse_open":
+            raise Refused(404, "not_kept", "no trajectory kept")
+        opened = openings(ref, steps)
+        for leaf in opened["leaves"]:  # each asked-for step's result moved, as a skipped step's would be
+            if leaf["index"] - 1 in steps:
+                latent = decode_array(leaf["latent"], "latent")
+                leaf["latent"] = encode_array(latent * 0.98)
+        return opened
+
+    return open_leaves

@@ -75,13 +75,30 @@ def _gap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
 
-def _judge(engine, req, traj, pixels, steps) -> tuple[float, float]:
-    """(the worst re-run step's distance, the pixel gap) as the validator measures them."""
+TILES = 3  # random tiles per challenge, beside the whole decode
+
+
+def _pixel_gaps(engine, req, traj, pixels, rng) -> list[float]:
+    """The image against the final latent's decoding as the validator compares them: the whole image,
+    and TILES random tiles of the judge's size decoded from the committed decoder statistics."""
+    from app.backends.diffusers import trajectory as tr
+    from app.config import get_settings
+
+    gaps = [_gap(tr.decode(engine, req, traj.latents[-1]), pixels)]
+    for _ in range(TILES):
+        y0, y1, x0, x1 = rect = tr.tile(pixels.shape[1:3], get_settings().trajectory_tile, rng)
+        gaps.append(_gap(tr.decode_tile(engine, req, traj.latents[-1], traj.states[-1][tr.NORMS], rect),
+                         pixels[:, y0:y1, x0:x1]))
+    return gaps
+
+
+def _judge(engine, req, traj, pixels, steps, rng) -> tuple[float, float]:
+    """(the worst re-run step's distance, the worst pixel gap) as the validator measures them."""
     from app.backends.diffusers import trajectory as tr
 
     worst = max(step_distance(tr.replay_step(engine, req, i, traj.latents[i], traj.states[i]),
                               traj.latents[i + 1]).relative_l2 for i in steps)
-    return worst, _gap(tr.decode(engine, req, traj.latents[-1]), pixels)
+    return worst, max(_pixel_gaps(engine, req, traj, pixels, rng))
 
 
 def measure(model: str, n: int, settings, *, isa: bool = True, seed: int = 11, log=print) -> dict:
@@ -110,27 +127,27 @@ def measure(model: str, n: int, settings, *, isa: bool = True, seed: int = 11, l
             out, traj = tr.record(engine, req)  # the miner, on another thread count
         finally:
             torch.set_num_threads(threads)
-        d, g = _judge(engine, req, traj, out.pixels, steps)
+        d, g = _judge(engine, req, traj, out.pixels, steps, rng)
         honest["threads"].append(d)
         pixels_honest["threads"].append(g)
         if isa_dir is not None:
             isa_traj = tr.Trajectory.from_bytes((isa_dir / f"{model}-{i}.npz").read_bytes())
-            d, g = _judge(engine, req, isa_traj, np.load(isa_dir / f"{model}-{i}.pixels.npy"), steps)
+            d, g = _judge(engine, req, isa_traj, np.load(isa_dir / f"{model}-{i}.pixels.npy"), steps, rng)
             honest["isa"].append(d)
             pixels_honest["isa"].append(g)
         # the cheats
         oreq = dataclasses.replace(req, model=other.spec.name)
         _, foreign = tr.record(other, oreq)
-        cheats["other_checkpoint"].append(_judge(engine, req, foreign, out.pixels, steps)[0])
+        cheats["other_checkpoint"].append(_judge(engine, req, foreign, out.pixels, steps, rng)[0])
         k = rng.randrange(1, n_steps)  # a skipped step: its latent interpolated; the check opens the step before
         skipped = tr.Trajectory(list(traj.latents), list(traj.states))
         skipped.latents[k] = (traj.latents[k - 1] + traj.latents[k + 1]) / 2
-        cheats["skipped_steps"].append(_judge(engine, req, skipped, out.pixels, [k - 1])[0])
+        cheats["skipped_steps"].append(_judge(engine, req, skipped, out.pixels, [k - 1], rng)[0])
         another = dataclasses.replace(req, seed=(req.seed + 1) % 2**32)
         other_out, other_traj = tr.record(engine, another)
         fabricated = tr.Trajectory(list(traj.latents[:-1]) + [other_traj.latents[-1]], list(traj.states))
-        cheats["fabricated_final"].append(_judge(engine, req, fabricated, out.pixels, [n_steps - 1])[0])
-        cheats["other_image"].append(_gap(tr.decode(engine, req, traj.latents[-1]), other_out.pixels))
+        cheats["fabricated_final"].append(_judge(engine, req, fabricated, out.pixels, [n_steps - 1], rng)[0])
+        cheats["other_image"].append(min(_pixel_gaps(engine, req, traj, other_out.pixels, rng)))
         log(f"{model} {i + 1}/{n}: honest {max(honest['threads'][-1], *(honest['isa'][-1:] or [0])):.2g}, "
             f"closest cheat {min(cheats['other_checkpoint'][-1], cheats['skipped_steps'][-1], cheats['fabricated_final'][-1]):.2g}")
     step_honest = max(max(v) for v in honest.values() if v)

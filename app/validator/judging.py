@@ -8,8 +8,8 @@ once; `settle_stale` settles what a lost task left behind.
 from __future__ import annotations
 
 import logging
-import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -33,6 +33,17 @@ from app.verification.verdict import failed
 log = logging.getLogger(__name__)
 
 SETTLE_MARGIN_S = 30.0  # queue delays on a busy I/O worker before the sweep calls a query lost
+# A challenge's answers are judged once it is `reproduced` (against the reproduction) or, from the
+# start, when it is `trajectory` (each answer by opening its trajectory; no reproduction).
+JUDGEABLE = ("reproduced", "trajectory")
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A trajectory check that did not settle the answer (no root, or a measured tolerance exceeded):
+    the challenge goes back to `open` and is reproduced in full; the reproduction judges it."""
+    challenge_id: str
+    reason: str
 
 
 def count_outcome(v: Validator, s: Session, response: Response, *, request_success: bool, verified: bool,
@@ -73,13 +84,15 @@ def reproduce(v: Validator, challenge_id: str, *, task_id: str | None = None) ->
                                                         Response.verdict_rung.is_(None))))
 
 
-def verify_response(v: Validator, response_id: int) -> str | None:
-    """Judge one answered response against the reproduction and count it (once)."""
+def verify_response(v: Validator, response_id: int) -> str | Dispute | None:
+    """Judge one answered response, by its trajectory or against the reproduction, and count it (once);
+    a Dispute when its challenge must be reproduced first (the caller hands that to the GPU queue)."""
     with v.sessions() as s:
         response = s.get(Response, response_id)
         challenge = s.get(Challenge, response.challenge_id)
-        if response.verdict_rung is not None or challenge.status != "reproduced" or response.status != "answered":
+        if response.verdict_rung is not None or challenge.status not in JUDGEABLE or response.status != "answered":
             return response.verdict_rung
+        by_trajectory = challenge.status == "trajectory"
         expected_path, expected_sha, model = challenge.reproduction_path, challenge.reproduction_sha256, challenge.model
         expected_frames, request = challenge.reproduction_frames_path, dict(challenge.request)
         media_type, artifact_path, challenge_id = response.media_type or "", response.artifact_path, challenge.id
@@ -89,8 +102,10 @@ def verify_response(v: Validator, response_id: int) -> str | None:
                                   miner_env=response.environment, pipeline=request.get("pipeline")) \
             if get_spec(model).payload is Payload.DIFFUSION else None  # the others have no pixel threshold
     spec = get_spec(model)
-    if root and spec.payload is Payload.DIFFUSION and random.SystemRandom().random() < v.settings.trajectory_share:
-        return _verify_trajectory(v, response_id, request, artifact_path, root)
+    if by_trajectory:
+        if not root:
+            return dispute(v, challenge_id, f"response {response_id} carries no trajectory root")
+        return _verify_trajectory(v, response_id, challenge_id, request, artifact_path, root)
     if spec.payload is Payload.CHAT:
         return _verify_text(v, response_id, challenge_id, request, artifact_path, environment)
     if spec.payload is Payload.EXTERNAL_IMAGE:
@@ -136,8 +151,22 @@ def _settle(v: Validator, response_id: int, verdict) -> str:
     return verdict.rung
 
 
-def _verify_trajectory(v: Validator, response_id: int, request: dict, artifact_path: str | None, root: str) -> str:
-    """The answer judged by opening its trajectory (app/validator/trajectory_judge.py), not the reproduction."""
+def dispute(v: Validator, challenge_id: str, reason: str) -> Dispute | None:
+    """Send a `trajectory` challenge back to be reproduced in full (once: a challenge reproduced already
+    is judged against its reproduction). Its clock restarts for the sweep (settle_stale)."""
+    with v.sessions() as s:
+        challenge = s.get(Challenge, challenge_id, with_for_update=True)
+        if challenge.status != "trajectory":
+            return None  # another answer's dispute got there first
+        challenge.status, challenge.created_at = "open", datetime.now(timezone.utc)
+    log.info("challenge %s goes to a full reproduction: %s", challenge_id, reason)
+    return Dispute(challenge_id, reason)
+
+
+def _verify_trajectory(v: Validator, response_id: int, challenge_id: str, request: dict, artifact_path: str | None,
+                       root: str) -> str | Dispute | None:
+    """The answer judged by opening its trajectory (app/validator/trajectory_judge.py), not the reproduction;
+    a check that failed on a measured tolerance (not on a proof) is disputed: the reproduction decides."""
     from app.models import MinerState
     from app.validator.trajectory_judge import judge_trajectory
 
@@ -156,6 +185,8 @@ def _verify_trajectory(v: Validator, response_id: int, request: dict, artifact_p
         return None
     except (media.MediaError, ValueError) as exc:
         verdict = failed(f"unreadable output: {exc}", well_formed=False)
+    if not verdict.verified and (verdict.detail or {}).get("disputable"):
+        return dispute(v, challenge_id, f"response {response_id}: {verdict.reason}")
     return _settle(v, response_id, verdict)
 
 
@@ -243,7 +274,7 @@ def settle_stale(v: Validator, *, now: float | None = None) -> dict:
                 response.error = ("the validator did not finish this query in time (a lost task or an outage); "
                                   "its own failure, not counted against the miner")
                 lost += 1
-            elif challenge.status == "reproduced":
+            elif challenge.status in JUDGEABLE:
                 reverify.append(response.id)
         for challenge in s.scalars(select(Challenge).where(Challenge.status == "open")):
             hard = time_limits(v.settings, challenge.model)[1]

@@ -147,6 +147,7 @@ def record_verdict(session: Session, *, response_id: int, verdict: Verdict) -> R
     response.pixel_sha256 = verdict.pixel_sha256
     response.verdict_rung, response.verdict_similarity = verdict.rung, verdict.similarity
     response.verdict_reason, response.verified_at = verdict.reason, utcnow()
+    response.verdict_detail = verdict.detail
     session.flush()
     return response
 

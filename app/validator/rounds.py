@@ -37,13 +37,14 @@ from app.scoring.tiers import TierTable
 from app.validator import records
 from app.validator.conditioning import challenge_conditioning
 from app.validator.context import Validator
-from app.validator.judging import count_outcome
+from app.validator.judging import JUDGEABLE, count_outcome
 from app.validator.prompts import (
     challenge_params,
     challenge_prompt,
     external_challenge,
     text_challenge,
 )
+from app.verification.trajectory import replayable
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +198,11 @@ def start_round(v: Validator, *, rng: random.Random | None = None, kind: str = "
             raw.update(_conditioning(s, spec, params, rng, kind))
             request = parse_request(raw)
             challenge = records.create_challenge(s, request=request, block=block)
+            by_trajectory = replayable(model, request.pipeline) and rng.random() >= settings.reproduction_share
+            if by_trajectory:  # each answer checked by opening its trajectory (judging.verify_response)
+                challenge.status = "trajectory"
             ids = [records.add_response(s, challenge_id=challenge.id, miner=m).id for m in chosen]
-            plans.append(RoundPlan(challenge.id, model, ids))
+            plans.append(RoundPlan(challenge.id, model, ids, reproduce=not by_trajectory))
     return plans
 
 
@@ -268,7 +272,7 @@ def query_miner(v: Validator, response_id: int, *, busy_ok: bool = False) -> str
     reply = call_miner(v, query, busy_ok=busy_ok)
     with v.sessions() as s:
         response = record_reply(v, s, query.response_id, reply)
-        reproduced = s.get(Challenge, response.challenge_id).status == "reproduced"
+        reproduced = s.get(Challenge, response.challenge_id).status in JUDGEABLE
     return "verify" if reply.status == "answered" and reproduced else reply.status
 
 

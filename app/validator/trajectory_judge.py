@@ -44,48 +44,82 @@ def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, dat
     from app.generation.service import get_engine
 
     settings = v.settings
+    rng = rng or random.SystemRandom()
     step_tolerance, pixel_tolerance = tolerances(settings)
     req = parse_request(request)
     n, k = req.params.steps, min(settings.trajectory_k, req.params.steps)
-    steps = sorted((rng or random.SystemRandom()).sample(range(n), k))
+    steps = sorted(rng.sample(range(n), k))
+    detail: dict = {"path": "trajectory", "steps": steps, "of": n, "distances": []}
     pixels = media.decode(data, media.MediaType.PNG)
     sha = media.pixel_sha256(pixels)
+
+    def fail(reason: str, *, measured: bool = False) -> Verdict:
+        """`measured`: beyond a calibrated tolerance (disputable: a reproduction decides), not a broken proof."""
+        return failed(reason, pixel_sha256=sha, detail={**detail, "disputable": measured})
+
     try:
         opened = v.client.request("POST", f"http://{axon}", "/v1/open", hotkey, {"root": root, "steps": steps},
                                   timeout=settings.open_timeout_s, max_bytes=MAX_OPEN_REPLY)
     except MinerError as exc:
-        return failed(f"the trajectory was not opened at steps {steps}: {exc}", pixel_sha256=sha)
+        return fail(f"the trajectory was not opened at steps {steps}: {exc}")
     try:
         leaves = {o.index: o for o in (Opening.from_wire(raw, f"leaves.{i}")
                                        for i, raw in enumerate(opened.get("leaves") or []))}
     except ValueError as exc:
-        return failed(f"a malformed opening: {exc}", pixel_sha256=sha)
+        return fail(f"a malformed opening: {exc}")
     wanted = {0, n, *steps, *(i + 1 for i in steps)}
     if opened.get("steps") != n or not wanted <= set(leaves):
-        return failed(f"the opening lacks leaves {sorted(wanted - set(leaves))} of a {n}-step run", pixel_sha256=sha)
+        return fail(f"the opening lacks leaves {sorted(wanted - set(leaves))} of a {n}-step run")
     wrong = [i for i in sorted(wanted) if not leaves[i].opens(root)]
     if wrong:
-        return failed(f"leaves {wrong} do not match the committed trajectory root", pixel_sha256=sha)
+        return fail(f"leaves {wrong} do not match the committed trajectory root")
     engine = get_engine(req.model, settings)
     if not np.array_equal(leaves[0].latent, tr.initial_latent(engine, req)):
-        return failed("the trajectory does not start from the seed's noise", pixel_sha256=sha)
-    distances = []
+        return fail("the trajectory does not start from the seed's noise")
     for i in steps:
         try:
             after = tr.replay_step(engine, req, i, leaves[i].latent, leaves[i].state)
         except (ValueError, RuntimeError) as exc:
-            return failed(f"step {i} cannot be re-run from its opening: {exc}", pixel_sha256=sha)
-        distances.append(step_distance(after, leaves[i + 1].latent).relative_l2)
-        if distances[-1] > step_tolerance:
-            return failed(f"step {i} re-run lands {distances[-1]:.3g} from the committed next latent (tolerance "
-                          f"{step_tolerance:g}): not this model's step", pixel_sha256=sha)
-    decoded = tr.decode(engine, req, leaves[n].latent)
-    if decoded.shape != pixels.shape:
-        return failed("the final latent decodes to another size than the image", pixel_sha256=sha)
-    gap = float(np.abs(decoded.astype(np.int16) - pixels.astype(np.int16)).mean())
+            return fail(f"step {i} cannot be re-run from its opening: {exc}")
+        detail["distances"].append(step_distance(after, leaves[i + 1].latent).relative_l2)
+        if detail["distances"][-1] > step_tolerance:
+            return fail(f"step {i} re-run lands {detail['distances'][-1]:.3g} from the committed next latent "
+                        f"(tolerance {step_tolerance:g}): not this model's step", measured=True)
+    gap, where = _pixel_gap(engine, req, leaves[n], pixels, settings, rng, detail)
+    if gap is None:
+        return fail(where)
     if gap > pixel_tolerance:
-        return failed(f"the image is not the committed final latent's (mean |difference| {gap:.2f} levels, "
-                      f"tolerance {pixel_tolerance:g})", pixel_sha256=sha)
-    return Verdict("trajectory", 1.0, f"steps {steps} of {n} re-run within {max(distances):.2g} (tolerance "
-                                      f"{step_tolerance:g}); the seed's noise; the final latent "
-                                      f"decodes to the image (mean |difference| {gap:.2f})", pixel_sha256=sha)
+        return fail(f"the image is not the committed final latent's ({where}: mean |difference| {gap:.2f} levels, "
+                    f"tolerance {pixel_tolerance:g})", measured=True)
+    return Verdict("trajectory", 1.0, f"steps {steps} of {n} re-run within {max(detail['distances']):.2g} "
+                                      f"(tolerance {step_tolerance:g}); the seed's noise; the final latent "
+                                      f"decodes to the image ({where}: mean |difference| {gap:.2f})",
+                   pixel_sha256=sha, detail=detail)
+
+
+def _pixel_gap(engine, req, final: Opening, pixels: np.ndarray, settings, rng, detail: dict):
+    """(mean |difference| in levels, where) between the image and the committed final latent's decoding:
+    one random tile from the committed decoder statistics, or the whole decode for a share of the
+    checks (`trajectory_decode_share`) and for a final leaf without statistics. (None, why) when the
+    sizes disagree or the statistics do not fit the decoder."""
+    from app.backends.diffusers import trajectory as tr
+    from app.backends.diffusers.tile_decode import UnsupportedDecoder
+
+    norms = final.state.get(tr.NORMS)
+    if norms is not None and rng.random() >= settings.trajectory_decode_share:
+        rect = tr.tile(pixels.shape[1:3], settings.trajectory_tile, rng)
+        try:
+            decoded = tr.decode_tile(engine, req, final.latent, norms, rect)
+        except UnsupportedDecoder as exc:
+            return None, f"the final leaf's decoder statistics do not fit: {exc}"
+        y0, y1, x0, x1 = rect
+        pixels, where = pixels[:, y0:y1, x0:x1], f"tile y {y0}-{y1}, x {x0}-{x1}"
+        detail["tile"] = list(rect)
+    else:
+        decoded, where = tr.decode(engine, req, final.latent), "whole image"
+        detail["tile"] = None
+        if decoded.shape != pixels.shape:
+            return None, "the final latent decodes to another size than the image"
+    gap = float(np.abs(decoded.astype(np.int16) - pixels.astype(np.int16)).mean())
+    detail["pixel_gap"] = gap
+    return gap, where

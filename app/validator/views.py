@@ -112,7 +112,7 @@ def gallery(settings, limit: int = 12) -> list[dict]:
                     "uid": uids.get(r.hotkey, r.uid), "hotkey": r.hotkey, "status": r.status,
                     "artifact": artifact_name(r.artifact_path) if r.media_type in ("image/png", "video/mp4") else None,
                     "media_type": r.media_type, "verdict": r.verdict_rung, "similarity": r.verdict_similarity,
-                    "reason": r.verdict_reason or r.error, "latency_s": r.latency_s,
+                    "reason": r.verdict_reason or r.error, "detail": r.verdict_detail, "latency_s": r.latency_s,
                     "text": answer_text(settings, r.artifact_path) if text else None,
                 } for r in responses],
             })
@@ -158,7 +158,8 @@ def recent_verdicts(settings, limit: int = 8) -> list[dict]:
                          .where((Response.verdict_rung.is_not(None)) | (Response.status.in_(("error", "timeout"))))
                          .order_by(Response.id.desc()).limit(limit)).all()
         return [{"uid": r.uid, "model": model, "verdict": r.verdict_rung or r.status, "similarity": r.verdict_similarity,
-                 "latency_s": r.latency_s, "reason": r.verdict_reason or r.error} for r, model in rows]
+                 "latency_s": r.latency_s, "reason": r.verdict_reason or r.error, "detail": r.verdict_detail}
+                for r, model in rows]
 
 
 def recent_tier_changes(settings, limit: int = 6) -> list[dict]:

@@ -98,6 +98,16 @@ def step_distance(replayed: np.ndarray, committed: np.ndarray) -> StepDistance:
     return StepDistance(float(np.linalg.norm(a - b)) / norm, float(np.max(np.abs(a - b))))
 
 
+def replayable(model: str, pipeline: str | None = None) -> bool:
+    """Whether answers to this request are checked by their trajectories: the pipelines with a step
+    replay (app/backends/diffusers/trajectory.py: SD1.5 text-to-image)."""
+    from app.protocol.catalogue import CATALOGUE, Architecture, Pipeline
+
+    spec = CATALOGUE.get(model)
+    return spec is not None and spec.architecture is Architecture.SD15 and \
+        (pipeline or spec.pipeline.value) == Pipeline.TEXT_TO_IMAGE.value
+
+
 MAX_OPENED_ELEMENTS = 4 * 128 * 128  # a latent of 1024x1024 (4 channels at 1/8 scale)
 
 

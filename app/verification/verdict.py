@@ -15,6 +15,7 @@ class Verdict:
     reason: str
     pixel_sha256: str | None = None  # of the miner's output, computed here
     well_formed: bool = True  # a decodable output (request success) even if it failed verification
+    detail: dict | None = None  # what the rung measured, for the record (the trajectory path's steps, distances)
 
     @property
     def verified(self) -> bool:
@@ -22,5 +23,5 @@ class Verdict:
 
 
 def failed(reason: str, similarity_: float | None = None, pixel_sha256: str | None = None,
-           well_formed: bool = True) -> Verdict:
-    return Verdict("failed", similarity_, reason, pixel_sha256, well_formed)
+           well_formed: bool = True, detail: dict | None = None) -> Verdict:
+    return Verdict("failed", similarity_, reason, pixel_sha256, well_formed, detail)

@@ -169,7 +169,7 @@ def test_a_job_is_done_with_the_miners_bytes_and_verified(grid):
     assert "kind" not in job["request"] and isinstance(job["request"]["seed"], int), "a seed is drawn when absent"
     verified = wait_verdict(grid, job["id"])
     assert verified["verification"] == {"sampled": True, "verdict": "exact",
-                                        "reason": "pixel hash equals the reproduction's"}, verified
+                                        "reason": "pixel hash equals the reproduction's", "detail": None}, verified
 
 
 def test_events_arrive_in_order_until_the_verdict_settles(grid):

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.protocol.catalogue import Architecture, Pipeline
 from app.protocol.errors import InvalidRequest
 from app.protocol.request import GenerationRequest
 from app.verification.trajectory import (
@@ -31,8 +30,10 @@ from app.verification.trajectory import (
     merkle_levels,
     merkle_root,
     proof,
+    replayable,
 )
 
+NORMS = "decoder_norms"  # the final leaf's: every decoder GroupNorm's (mean, variance) per group
 STATE_FIELDS = {"DPMSolverMultistepScheduler": ("model_outputs", "lower_order_nums")}
 ANCESTRAL = ("EulerAncestralDiscreteScheduler",)
 
@@ -68,6 +69,8 @@ class Trajectory:
                 if isinstance(value, list):
                     entry[name] = [None if v is None else f"s{i}_{name}_{j}" for j, v in enumerate(value)]
                     arrays.update({f"s{i}_{name}_{j}": v for j, v in enumerate(value) if v is not None})
+                elif isinstance(value, np.ndarray):
+                    entry[name], arrays[f"s{i}_{name}"] = {"array": f"s{i}_{name}"}, value
                 else:
                     entry[name] = value
             layout.append(entry)
@@ -83,14 +86,14 @@ class Trajectory:
         with np.load(io.BytesIO(data)) as z:
             layout = json.loads(z["layout"].tobytes())
             latents = [z[f"l{i}"] for i in range(len(layout))]
-            states = [{name: [None if k is None else z[k] for k in value] if isinstance(value, list) else value
+            states = [{name: [None if k is None else z[k] for k in value] if isinstance(value, list)
+                       else z[value["array"]] if isinstance(value, dict) else value
                        for name, value in entry.items()} for entry in layout]
         return cls(latents, states)
 
 
 def supports(engine, request: GenerationRequest) -> bool:
-    return (engine.spec.architecture is Architecture.SD15 and (request.pipeline or engine.spec.pipeline.value)
-            == Pipeline.TEXT_TO_IMAGE.value)
+    return replayable(engine.spec.name, request.pipeline)
 
 
 def _require(engine, request: GenerationRequest) -> None:
@@ -144,7 +147,10 @@ def initial_latent(engine, request: GenerationRequest) -> np.ndarray:
 
 
 def record(engine, request: GenerationRequest, *, deadline: float | None = None):
-    """(GenerationOutput, Trajectory): an ordinary generation that also keeps every step's leaf."""
+    """(GenerationOutput, Trajectory): an ordinary generation that also keeps every step's leaf, and in
+    the final leaf the decoder's GroupNorm statistics (`NORMS`) for a validator's tile decoding."""
+    from app.backends.diffusers.tile_decode import record_norms, stacked
+
     _require(engine, request)
     trajectory = Trajectory([initial_latent(engine, request)], [_snapshot(_scheduler(engine, request))])
 
@@ -152,7 +158,10 @@ def record(engine, request: GenerationRequest, *, deadline: float | None = None)
         trajectory.latents.append(_numpy(latents))
         trajectory.states.append(_snapshot(pipe.scheduler))
 
-    out = engine.generate(request, deadline=deadline, on_step=on_step)
+    with record_norms(engine.pipe_for(request).vae.decoder) as norms:
+        out = engine.generate(request, deadline=deadline, on_step=on_step)
+    if norms:
+        trajectory.states[-1] = {**trajectory.states[-1], NORMS: stacked(norms)}
     return out, trajectory
 
 
@@ -217,3 +226,26 @@ def decode(engine, request: GenerationRequest, latent: np.ndarray) -> np.ndarray
         image = pipe.vae.decode(x / pipe.vae.config.scaling_factor, return_dict=False)[0]
         image = pipe.image_processor.postprocess(image, output_type="np")
     return media.to_uint8(image)
+
+
+def tile(image_size: tuple[int, int], size: int, rng) -> tuple[int, int, int, int]:
+    """A `size` square (clipped to the image) at a random place on the 8-pixel grid: (y0, y1, x0, x1)."""
+    h, w = image_size
+    th, tw = min(size, h), min(size, w)
+    y0, x0 = 8 * rng.randrange((h - th) // 8 + 1), 8 * rng.randrange((w - tw) // 8 + 1)
+    return y0, y0 + th, x0, x0 + tw
+
+
+def decode_tile(engine, request: GenerationRequest, latent: np.ndarray, norms: np.ndarray,
+                rect: tuple[int, int, int, int]) -> np.ndarray:
+    """The pixels of `rect` of the latent's decoding, uint8 (1, th, tw, 3), from the committed decoder
+    statistics (app/backends/diffusers/tile_decode.py); equal to the same crop of `decode`."""
+    import torch
+
+    from app.backends.diffusers import tile_decode
+    from app.protocol import media
+
+    pipe = engine.pipe_for(request)
+    x = torch.from_numpy(np.array(latent, dtype=np.float32)).to(engine.runtime.device, _dtype(engine))
+    sample = tile_decode.decode_tile(pipe.vae, x / pipe.vae.config.scaling_factor, np.asarray(norms, np.float32), rect)
+    return media.to_uint8(pipe.image_processor.postprocess(sample, output_type="np"))
