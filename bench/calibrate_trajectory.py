@@ -2,7 +2,7 @@
 
 Writes app/verification/trajectory_calibration.json (the tolerances the validator's
 trajectory judge reads unless SEEDGRID_TRAJECTORY_TOLERANCE / _PIXEL_TOLERANCE are set) and
-prints, per SD1.5 type, the honest maxima (another thread count; another CPU ISA), each
+prints, per diffusion type, the honest maxima (another thread count; another CPU ISA), each
 cheat's minimum and the margins (app/testkit/trajectory_calibration.py).
 Run: .venv/bin/python bench/calibrate_trajectory.py [--challenges 24] [--no-isa]
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.config import get_settings  # noqa: E402
-from app.testkit.trajectory_calibration import SD15_TYPES, combine, measure  # noqa: E402
+from app.testkit.trajectory_calibration import DIFFUSION_TYPES, combine, measure  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "app" / "verification" / "trajectory_calibration.json"
 
@@ -30,7 +30,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     t0 = time.time()
-    rows = [measure(m, args.challenges, get_settings(), isa=not args.no_isa, log=lambda _: None) for m in SD15_TYPES]
+    rows = [measure(m, args.challenges, get_settings(), isa=not args.no_isa, log=lambda _: None) for m in DIFFUSION_TYPES]
     result = {**combine(rows), "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0)}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'type':<16} {'honest step':>12} {'closest cheat':>14} {'margin':>8} {'honest px':>10} {'other image':>12}")

@@ -105,7 +105,7 @@ def verify_response(v: Validator, response_id: int) -> str | Dispute | None:
     if by_trajectory:
         if not root:
             return dispute(v, challenge_id, f"response {response_id} carries no trajectory root")
-        return _verify_trajectory(v, response_id, challenge_id, request, artifact_path, root)
+        return _verify_trajectory(v, response_id, challenge_id, request, artifact_path, frames_path, root)
     if spec.payload is Payload.CHAT:
         return _verify_text(v, response_id, challenge_id, request, artifact_path, environment)
     if spec.payload is Payload.EXTERNAL_IMAGE:
@@ -164,7 +164,7 @@ def dispute(v: Validator, challenge_id: str, reason: str) -> Dispute | None:
 
 
 def _verify_trajectory(v: Validator, response_id: int, challenge_id: str, request: dict, artifact_path: str | None,
-                       root: str) -> str | Dispute | None:
+                       frames_path: str | None, root: str) -> str | Dispute | None:
     """The answer judged by opening its trajectory (app/validator/trajectory_judge.py), not the reproduction;
     a check that failed on a measured tolerance (not on a proof) is disputed: the reproduction decides."""
     from app.models import MinerState
@@ -179,7 +179,8 @@ def _verify_trajectory(v: Validator, response_id: int, challenge_id: str, reques
         return None
     try:
         data = storage.load(v.settings, artifact_path) if artifact_path else b""
-        verdict = judge_trajectory(v, axon=axon, hotkey=hotkey, request=request, root=root, data=data)
+        frames = storage.load(v.settings, frames_path) if frames_path else None
+        verdict = judge_trajectory(v, axon=axon, hotkey=hotkey, request=request, root=root, data=data, frames=frames)
     except storage.StoreError as exc:
         log.warning("response %d not judged now: %s", response_id, exc)
         return None

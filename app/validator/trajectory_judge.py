@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from app.protocol import media
+from app.protocol.catalogue import get_spec
 from app.protocol.client import MinerError
 from app.protocol.request import parse_request
-from app.verification.trajectory import Opening, step_distance
+from app.verification.trajectory import Opening, executed_steps, step_distance
 from app.verification.verdict import Verdict, failed
 
 MAX_OPEN_REPLY = 16 * 1024 * 1024
@@ -39,7 +40,7 @@ def tolerances(settings) -> tuple[float, float]:
 
 
 def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, data: bytes,
-                     rng: random.Random | None = None) -> Verdict:
+                     frames: bytes | None = None, rng: random.Random | None = None) -> Verdict:
     from app.backends.diffusers import trajectory as tr
     from app.generation.service import get_engine
 
@@ -47,10 +48,10 @@ def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, dat
     rng = rng or random.SystemRandom()
     step_tolerance, pixel_tolerance = tolerances(settings)
     req = parse_request(request)
-    n, k = req.params.steps, min(settings.trajectory_k, req.params.steps)
-    steps = sorted(rng.sample(range(n), k))
+    n = executed_steps(req)
+    steps = sorted(rng.sample(range(n), min(settings.trajectory_k, n)))
     detail: dict = {"path": "trajectory", "steps": steps, "of": n, "distances": []}
-    pixels = media.decode(data, media.MediaType.PNG)
+    pixels = media.answer_pixels(data, get_spec(req.model).media_type, frames, req.params.num_frames)
     sha = media.pixel_sha256(pixels)
 
     def fail(reason: str, *, measured: bool = False) -> Verdict:
@@ -74,11 +75,18 @@ def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, dat
     if wrong:
         return fail(f"leaves {wrong} do not match the committed trajectory root")
     engine = get_engine(req.model, settings)
-    if not np.array_equal(leaves[0].latent, tr.initial_latent(engine, req)):
+    prefix = tr.prepare(engine, req)
+    start = prefix.leaf0()
+    if req.pipeline == "img2img":  # the init image encoded by our VAE: the encoder drifts like the UNet
+        detail["start_distance"] = step_distance(leaves[0].latent, start).relative_l2
+        if detail["start_distance"] > step_tolerance:
+            return fail(f"the trajectory does not start from the init image noised with the seed's noise "
+                        f"(distance {detail['start_distance']:.3g}, tolerance {step_tolerance:g})", measured=True)
+    elif not np.array_equal(leaves[0].latent, start):
         return fail("the trajectory does not start from the seed's noise")
     for i in steps:
         try:
-            after = tr.replay_step(engine, req, i, leaves[i].latent, leaves[i].state)
+            after = tr.replay_step(engine, req, i, leaves[i].latent, leaves[i].state, prefix)
         except (ValueError, RuntimeError) as exc:
             return fail(f"step {i} cannot be re-run from its opening: {exc}")
         detail["distances"].append(step_distance(after, leaves[i + 1].latent).relative_l2)
@@ -92,7 +100,8 @@ def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, dat
         return fail(f"the image is not the committed final latent's ({where}: mean |difference| {gap:.2f} levels, "
                     f"tolerance {pixel_tolerance:g})", measured=True)
     return Verdict("trajectory", 1.0, f"steps {steps} of {n} re-run within {max(detail['distances']):.2g} "
-                                      f"(tolerance {step_tolerance:g}); the seed's noise; the final latent "
+                                      f"(tolerance {step_tolerance:g}); the seed's noise"
+                                      f"{' on the init image' if req.pipeline == 'img2img' else ''}; the final latent "
                                       f"decodes to the image ({where}: mean |difference| {gap:.2f})",
                    pixel_sha256=sha, detail=detail)
 
@@ -107,14 +116,15 @@ def _pixel_gap(engine, req, final: Opening, pixels: np.ndarray, settings, rng, d
 
     norms = final.state.get(tr.NORMS)
     if norms is not None and rng.random() >= settings.trajectory_decode_share:
-        rect = tr.tile(pixels.shape[1:3], settings.trajectory_tile, rng)
+        rect, frame = tr.tile(pixels.shape[1:3], settings.trajectory_tile, rng), rng.randrange(pixels.shape[0])
         try:
-            decoded = tr.decode_tile(engine, req, final.latent, norms, rect)
-        except UnsupportedDecoder as exc:
+            decoded = tr.decode_tile(engine, req, final.latent, norms, rect, frame=frame)
+        except (UnsupportedDecoder, RuntimeError) as exc:
             return None, f"the final leaf's decoder statistics do not fit: {exc}"
         y0, y1, x0, x1 = rect
-        pixels, where = pixels[:, y0:y1, x0:x1], f"tile y {y0}-{y1}, x {x0}-{x1}"
-        detail["tile"] = list(rect)
+        where = f"tile y {y0}-{y1}, x {x0}-{x1}" + (f" of frame {frame}" if len(pixels) > 1 else "")
+        pixels = pixels[frame:frame + 1, y0:y1, x0:x1]
+        detail["tile"], detail["frame"] = list(rect), frame
     else:
         decoded, where = tr.decode(engine, req, final.latent), "whole image"
         detail["tile"] = None

@@ -99,16 +99,25 @@ def step_distance(replayed: np.ndarray, committed: np.ndarray) -> StepDistance:
 
 
 def replayable(model: str, pipeline: str | None = None) -> bool:
-    """Whether answers to this request are checked by their trajectories: the pipelines with a step
-    replay (app/backends/diffusers/trajectory.py: SD1.5 text-to-image)."""
-    from app.protocol.catalogue import CATALOGUE, Architecture, Pipeline
+    """Whether answers to this request are checked by their trajectories: every diffusion pipeline
+    of the catalogue has a step replay (app/backends/diffusers/trajectory.py)."""
+    from app.protocol.catalogue import CATALOGUE, Payload
 
     spec = CATALOGUE.get(model)
-    return spec is not None and spec.architecture is Architecture.SD15 and \
-        (pipeline or spec.pipeline.value) == Pipeline.TEXT_TO_IMAGE.value
+    return spec is not None and spec.payload is Payload.DIFFUSION and \
+        (pipeline or spec.pipeline.value) in {p.value for p in spec.pipelines}
 
 
-MAX_OPENED_ELEMENTS = 4 * 128 * 128  # a latent of 1024x1024 (4 channels at 1/8 scale)
+def executed_steps(request) -> int:
+    """The denoising steps a run executes: all of them, but img2img's `strength` of them (as diffusers'
+    get_timesteps: int(steps x strength), the last ones)."""
+    steps = request.params.steps
+    if request.pipeline == "img2img":
+        return min(int(steps * request.strength), steps)
+    return steps
+
+
+MAX_OPENED_ELEMENTS = 4 * 128 * 128 * 4  # a latent of 2048x2048, or 16 frames of 512x512 (4 channels, 1/8 scale)
 
 
 def encode_array(a) -> dict:

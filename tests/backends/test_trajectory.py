@@ -1,6 +1,8 @@
-"""Trajectory commitments on the real SD1.5 pipelines (dev checkpoints): a recorded run's every step
+"""Trajectory commitments on the real pipelines (dev checkpoints): a recorded run's every step
 re-runs alone to its committed next latent, the initial latent is the seed's noise, the final latent
 decodes to the returned pixels, and the Merkle proofs hold; the cheats' steps do not."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -89,9 +91,56 @@ def test_merkle_proofs_open_each_leaf_and_nothing_else(settings):
     assert not verify_proof(root, 3, leaves[2], proof(levels, 3)), "a leaf opens only at its own index"
 
 
-def test_pipelines_without_a_replay_are_named(settings):
-    engine = get_engine("RealitiesEdgeXL", settings)
-    req = parse_request({"model": "RealitiesEdgeXL", "prompt": "x", "seed": 1,
-                         "params": {"steps": 2, "width": 512, "height": 512}})
-    with pytest.raises(InvalidRequest, match="SD1.5 text-to-image only"):
-        tr.record(engine, req)
+PIPELINES = [("RealisticVision", "img2img"), ("RealisticVision", "controlnet"), ("RealitiesEdgeXL", "txt2img"),
+             ("RealitiesEdgeXL", "img2img"), ("TextToVideo", "txt2vid")]
+
+
+@pytest.mark.parametrize("model,pipeline", PIPELINES)
+def test_every_pipeline_replays_and_decodes_exactly(settings, model, pipeline):
+    """SDXL's size ids and pooled embeddings, img2img's encoded init image and skipped steps, the
+    ControlNet's residuals, the video's frames: each step of a run re-runs bit for bit, leaf 0 is the
+    validator's own, and the final latent decodes to the pixels, whole exactly and in a tile of any
+    frame to float rounding (the tile's region and fixed statistics sum in another order)."""
+    import random
+
+    from app.backends.diffusers.tile_decode import UnsupportedDecoder
+    from app.local_plan import LOCAL_CHALLENGES
+    from app.protocol.catalogue import get_spec
+    from app.validator.conditioning import challenge_conditioning
+    from app.verification.trajectory import executed_steps
+
+    engine, spec = get_engine(model, settings), get_spec(model)
+    params = {**spec.default_params(), **LOCAL_CHALLENGES[model], "steps": STEPS}
+    if not spec.is_video:
+        params.update(width=spec.bounds.min_size, height=spec.bounds.min_size)
+    for scheduler in ("dpmpp_2m", "euler_a"):
+        raw = {"model": model, "prompt": "a red fox in snow", "seed": 7, "params": {**params, "scheduler": scheduler}}
+        if pipeline != spec.pipeline.value:
+            raw.update(pipeline=pipeline, **challenge_conditioning(pipeline, params["width"], params["height"],
+                                                                   spec.control_types, random.Random(1), [], STEPS))
+        req = parse_request(raw)
+        out, traj = tr.record(engine, req)
+        n = executed_steps(req)
+        assert len(traj.latents) == n + 1 and n <= STEPS
+        prefix = tr.prepare(engine, req)
+        assert np.array_equal(traj.latents[0], prefix.leaf0()), "leaf 0 is the validator's own"
+        assert all(np.array_equal(tr.replay_step(engine, req, i, traj.latents[i], traj.states[i], prefix),
+                                  traj.latents[i + 1]) for i in range(n)), (scheduler, "each step bit for bit")
+        assert np.array_equal(tr.decode(engine, req, traj.latents[-1]), out.pixels)
+        norms, last = traj.states[-1][tr.NORMS], len(out.pixels) - 1
+        assert norms.shape[1] == len(out.pixels), "the decoder's statistics per frame"
+        for rect in ((0, 32, 0, 32), tr.tile(out.pixels.shape[1:3], 32, random.Random(5))):
+            y0, y1, x0, x1 = rect
+            tile = tr.decode_tile(engine, req, traj.latents[-1], norms, rect, frame=last).astype(int)
+            gap = np.abs(tile - out.pixels[last:, y0:y1, x0:x1])  # float rounding: at most a level, rarely
+            assert gap.max() <= 1 and gap.mean() < 0.01, (rect, gap.max(), gap.mean())
+        with pytest.raises(UnsupportedDecoder):
+            tr.decode_tile(engine, req, traj.latents[-1], norms[:-1], (0, 32, 0, 32))
+
+
+def test_other_pipelines_have_no_replay(settings):
+    engine = get_engine("RealisticVision", settings)
+    req = parse_request({"model": "RealisticVision", "prompt": "x", "seed": 1,
+                         "params": {"steps": 2, "width": 256, "height": 256}})
+    with pytest.raises(InvalidRequest, match="no trajectory replay"):
+        tr.record(engine, dataclasses.replace(req, pipeline="txt2vid"))

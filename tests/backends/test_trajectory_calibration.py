@@ -1,22 +1,26 @@
-"""The calibrated trajectory tolerances hold on a fresh sample: 24 challenges per SD1.5 type (other seeds
-than the calibration's), honest trajectories recorded on another thread count and another CPU ISA pass,
-and every cheat's re-run step or image lands beyond them (app/testkit/trajectory_calibration.py)."""
+"""The calibrated trajectory tolerances hold on a fresh sample: 24 challenges per diffusion type, through
+its pipelines (other seeds than the calibration's, and the SD1.5 types at another size), honest
+trajectories recorded on another thread count and another CPU ISA pass, and every cheat's re-run
+step, leaf 0 or image lands beyond them (app/testkit/trajectory_calibration.py)."""
 
 import json
 
 import pytest
 
-from app.testkit.trajectory_calibration import SD15_TYPES, measure
+from app.protocol.catalogue import CATALOGUE
+from app.testkit.trajectory_calibration import DIFFUSION_TYPES, measure
 from app.validator.trajectory_judge import CALIBRATION
 
 pytestmark = pytest.mark.slow
+TEST_SIZE = 256  # the SD1.5 types at another size than the calibration's (512): the tolerances hold there too
 
 
-@pytest.mark.parametrize("model", SD15_TYPES)
+@pytest.mark.parametrize("model", DIFFUSION_TYPES)
 def test_honest_miners_elsewhere_pass_and_every_cheat_fails(settings, model):
     tol = json.loads(CALIBRATION.read_text())
-    row = measure(model, 24, settings, isa=True, seed=23, log=lambda _: None)
+    row = measure(model, 24, settings, isa=True, seed=23, size=TEST_SIZE, log=lambda _: None)
     assert set(row["honest_step"]) == {"threads", "isa"}
+    assert row["pipelines"] == sorted(p.value for p in CATALOGUE[model].pipelines), "each of its pipelines"
     assert max(row["honest_step"].values()) <= tol["step_tolerance"], row
     assert max(row["honest_pixel_gap"].values()) <= tol["pixel_tolerance"], row
     for cheat, closest in row["cheats"].items():

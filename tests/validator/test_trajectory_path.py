@@ -132,7 +132,7 @@ def test_an_answer_without_a_root_is_disputed_and_the_reproduction_judges_it(gri
         assert s.get(Challenge, result.challenge_id).status == "open", "back to be reproduced"
     pending = judging.reproduce(v, result.challenge_id)
     assert honest in pending
-    assert judging.verify_response(v, honest) == "exact", verdict(v, honest).verdict_reason
+    assert judging.verify_response(v, honest) in ("exact", "tolerant"), verdict(v, honest).verdict_reason  # 1 vs 2 threads
 
 
 def test_every_gateway_job_is_checked_by_its_trajectory(grid):

@@ -118,7 +118,7 @@ class Engine:
 
     def _deadline_callbacks(self, deadline: float | None, steps: int, on_step=None) -> dict[str, object]:
         """Pipeline arguments that stop the run between steps once `deadline` (monotonic) passes, and call
-        on_step(pipe, step, latents) after each step (the trajectory's recorder; image pipelines only)."""
+        on_step(pipe, step, latents) after each step (the trajectory's recorder)."""
         if deadline is None and on_step is None:
             return {}
 
@@ -127,9 +127,13 @@ class Engine:
                 raise GenerationTimeout(f"stopped after step {step + 1} of {steps}: the time limit passed")
 
         if self.spec.is_video:  # TextToVideoSDPipeline has the older per-step callback only
-            if on_step is not None:
-                raise InvalidRequest("model", f"{self.spec.name}'s pipeline records no trajectory")
-            return {"callback": lambda step, _t, _latents: check(step), "callback_steps": 1}
+            pipe = self.pipeline  # the one pipeline a video type has
+
+            def callback(step, _t, latents):
+                if on_step is not None:
+                    on_step(pipe, step, latents)
+                check(step)
+            return {"callback": callback, "callback_steps": 1}
 
         def on_step_end(pipe, step, _t, kwargs):
             if on_step is not None:

@@ -41,19 +41,20 @@ def _norms(decoder) -> list:
 
 @contextmanager
 def record_norms(decoder):
-    """While decoding inside this block, every decoder GroupNorm's input (mean, variance) per group;
-    yields a list that holds, after the block, one (groups, 2) float32 array per norm in module order."""
+    """While decoding inside this block, every decoder GroupNorm's input (mean, variance) per sample
+    (a video's frames) and group; yields a list that holds, after the block, one (samples, groups, 2)
+    float32 array per norm in module order (a decoder called once per frame adds up alike)."""
     import torch
 
     norms = _norms(decoder)
-    seen: dict[int, np.ndarray] = {}
+    seen: dict[int, list[np.ndarray]] = {i: [] for i in range(len(norms))}
 
     def hook(index):
         def capture(module, args):
             x = args[0]
             var, mean = torch.var_mean(x.reshape(x.shape[0], module.num_groups, -1).float(), dim=-1,
                                        unbiased=False)
-            seen[index] = torch.stack([mean[0], var[0]], dim=-1).detach().cpu().numpy()
+            seen[index].append(torch.stack([mean, var], dim=-1).detach().cpu().numpy())
         return capture
 
     handles = [m.register_forward_pre_hook(hook(i)) for i, m in enumerate(norms)]
@@ -63,11 +64,12 @@ def record_norms(decoder):
     finally:
         for h in handles:
             h.remove()
-    if len(seen) == len(norms):
-        out.extend(seen[i] for i in range(len(norms)))
+    if norms and all(seen.values()):
+        out.extend(np.concatenate(seen[i]) for i in range(len(norms)))
 
 
 def stacked(norms: list[np.ndarray]) -> np.ndarray:
+    """(norms, samples, groups, 2), the committed form: a sample per frame of a video, one for an image."""
     return np.stack(norms).astype(np.float32)
 
 
@@ -79,18 +81,17 @@ class _Stage:
 
 
 def _fixed_norm(module, x, stats):
-    """GroupNorm with given (mean, variance) per group instead of the input's own."""
+    """GroupNorm with given (mean, variance) per group instead of the input's own, in the form
+    PyTorch's CPU kernel applies it: one scale and one shift per channel."""
     import torch
 
-    n, c, h, w = x.shape
-    g = module.num_groups
-    s = torch.as_tensor(stats, dtype=x.dtype, device=x.device)
-    xg = x.reshape(n, g, -1)
-    y = (xg - s[:, 0].view(1, g, 1)) / torch.sqrt(s[:, 1].view(1, g, 1) + module.eps)
-    y = y.reshape(n, c, h, w)
-    if module.affine:
-        y = y * module.weight.view(1, c, 1, 1) + module.bias.view(1, c, 1, 1)
-    return y
+    c, g = x.shape[1], module.num_groups
+    s = torch.tensor(np.asarray(stats), dtype=torch.float32, device=x.device)
+    rstd = torch.rsqrt(s[:, 1] + module.eps).repeat_interleave(c // g)
+    mean = s[:, 0].repeat_interleave(c // g)
+    scale = rstd * module.weight.float() if module.affine else rstd
+    shift = (module.bias.float() - mean * scale) if module.affine else -mean * scale
+    return torch.addcmul(shift.to(x.dtype).view(1, c, 1, 1), x, scale.to(x.dtype).view(1, c, 1, 1))
 
 
 def _check_conv3(conv, where: str) -> None:

@@ -1,19 +1,29 @@
-"""A text-to-image run's trajectory, recorded by the miner and re-run one step at a time by the validator.
+"""A diffusion run's trajectory, recorded by the miner and re-run one step at a time by the validator.
 
 `record` generates as usual and keeps, for every step i, the latent before it and the
-scheduler history the step resumes from (leaf i; leaf N is the final latent); its root
-is the commitment (app/verification/trajectory.py). `initial_latent` is the seed's noise,
-which the validator computes itself. `replay_step` runs step i alone: the prompt's
-embeddings, one UNet evaluation with classifier-free guidance as requested, one scheduler
-step from the opened state, on a fresh scheduler positioned at step i. `decode` turns a
-latent into pixels with the VAE.
+scheduler history the step resumes from (leaf i; leaf N is the final latent, with the
+decoder's GroupNorm statistics for tile decoding); its root is the commitment
+(app/verification/trajectory.py). `initial_latent` is leaf 0 as the validator computes it;
+`replay_step` runs step i alone: one UNet evaluation (and the ControlNet's, where the
+pipeline has one) with classifier-free guidance as requested, one scheduler step from the
+opened state, on a fresh scheduler positioned at step i. `decode` / `decode_tile` turn a
+final latent into pixels with the VAE.
 
-Schedulers: the multistep DPM-Solver++ (its earlier model outputs are the state), Euler
-and DDIM (stateless per step), and Euler ancestral, whose per-step noise comes from the
-seeded CPU generator and is replayed (one draw for the initial noise, one per step) with
-no UNet. Text-to-image pipelines of SD1.5 only for now: SDXL adds its size conditioning,
-img2img starts from the init image's noised latent, ControlNet adds its residuals, and
-the video pipeline has no step callback with latents: each needs its own replay.
+Every pipeline of the catalogue (SD1.5 and SDXL text-to-image and img2img, SD1.5 ControlNet,
+text-to-video): what stays the same over a run's steps (the prompt's embeddings, SDXL's
+pooled embeddings and size ids, the prepared control image, leaf 0, the generator after the
+initial noise) is taken from the pipeline's own preparation (`_prefix`): its `__call__` runs
+up to its first UNet call and stops there, so the replay feeds the UNet what the pipeline
+fed it, in every diffusers version, without copying the pipelines' set-up code.
+
+Leaf 0 is the seed's noise, equal bit for bit, for text-to-image, ControlNet and
+text-to-video; for img2img it is the init image's encoding noised to the first timestep,
+which the validator computes with its own VAE encoder (the encoder drifts across
+environments like the UNet: compared within the step tolerance). Schedulers: the multistep
+DPM-Solver++ (its earlier model outputs are the state), Euler and DDIM (stateless per
+step), and Euler ancestral, whose per-step noise comes from the seeded CPU generator and is
+replayed (the generator as the preparation left it, then one draw per earlier step) with no
+UNet.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from app.protocol.errors import InvalidRequest
 from app.protocol.request import GenerationRequest
 from app.verification.trajectory import (
     Opening,
+    executed_steps,
     leaf_digest,
     merkle_levels,
     merkle_root,
@@ -98,8 +109,7 @@ def supports(engine, request: GenerationRequest) -> bool:
 
 def _require(engine, request: GenerationRequest) -> None:
     if not supports(engine, request):
-        raise InvalidRequest("pipeline", f"{engine.spec.name} {request.pipeline}: no trajectory replay (SD1.5 "
-                                         "text-to-image only)")
+        raise InvalidRequest("pipeline", f"{engine.spec.name} {request.pipeline}: no trajectory replay")
 
 
 def _dtype(engine):
@@ -128,22 +138,89 @@ def _scheduler(engine, request: GenerationRequest):
     return scheduler
 
 
-def initial_latent(engine, request: GenerationRequest) -> np.ndarray:
-    """The seed's noise as the pipeline makes it (the CPU generator, scaled by the scheduler's initial sigma)."""
+class _Stop(Exception):
+    """Raised from the first UNet call of a preparation run: the pipeline's set-up is all it was for."""
+
+
+@dataclass
+class _Prefix:
+    """What the pipeline prepared for its steps, taken at its first UNet call."""
+    latent: object  # leaf 0, as prepare_latents returned it
+    generator_state: object  # the CPU generator after the initial draws (ancestral replays go on from it)
+    unet_kwargs: dict  # encoder_hidden_states, timestep_cond, added_cond_kwargs, cross_attention_kwargs
+    cfg: bool
+    control: dict | None  # the ControlNet call's controlnet_cond and guess_mode
+
+    def leaf0(self) -> np.ndarray:
+        return _numpy(self.latent)
+
+
+def prepare(engine, request: GenerationRequest) -> _Prefix:
+    """The request's preparation, for a caller that re-runs several steps of one run (`replay_step`'s
+    `prefix`) and compares leaf 0 (`prefix.latent`)."""
+    _require(engine, request)
+    return _prefix(engine, request)
+
+
+def _prefix(engine, request: GenerationRequest) -> _Prefix:
+    """Run the request's pipeline up to its first UNet call and keep what it prepared (see the module doc)."""
     import torch
 
-    _require(engine, request)
     pipe = engine.pipe_for(request)
-    p = request.params
-    generator = torch.Generator("cpu").manual_seed(request.seed)
-    scheduler, pipe_scheduler = _scheduler(engine, request), pipe.scheduler
-    pipe.scheduler = scheduler  # prepare_latents scales by this scheduler's init_noise_sigma
+    args = engine._pipeline_args(request)
+    generator = args["generator"]
+    seen: dict = {}
+    real_prepare = pipe.prepare_latents
+    controlnet = getattr(pipe, "controlnet", None)
+    real_control = controlnet.forward if controlnet is not None else None
+
+    def prepare(*a, **kw):
+        latents = real_prepare(*a, **kw)
+        seen["latent"], seen["generator"] = latents.clone(), generator.get_state()
+        return latents
+
+    def unet(sample, timestep, **kw):
+        seen["unet"], seen["batch"] = kw, sample.shape[0]
+        raise _Stop
+
+    def control(sample, timestep, **kw):
+        seen["control"] = kw
+        return real_control(sample, timestep, **kw)
+
+    pipe.scheduler = _scheduler(engine, request)
+    pipe.prepare_latents, pipe.unet.forward = prepare, unet
+    if controlnet is not None:
+        controlnet.forward = control
     try:
-        latents = pipe.prepare_latents(1, pipe.unet.config.in_channels, p.height, p.width, _dtype(engine),
-                                       engine.runtime.device, generator)
+        with torch.inference_mode():
+            pipe(**args)
+        raise RuntimeError(f"{type(pipe).__name__} finished without calling its UNet")
+    except _Stop:
+        pass
     finally:
-        pipe.scheduler = pipe_scheduler
-    return _numpy(latents)
+        del pipe.prepare_latents, pipe.unet.forward
+        if controlnet is not None:
+            del controlnet.forward
+    unet_kwargs = {k: v for k, v in seen["unet"].items() if k in
+                   ("encoder_hidden_states", "timestep_cond", "added_cond_kwargs", "cross_attention_kwargs")}
+    latent = seen["latent"]
+    control_kwargs = None
+    if "control" in seen:
+        if seen["control"].get("guess_mode"):
+            raise InvalidRequest("control", "a ControlNet in guess mode has no trajectory replay")
+        control_kwargs = {"controlnet_cond": seen["control"]["controlnet_cond"]}
+    return _Prefix(latent, seen["generator"], unet_kwargs, seen["batch"] == 2 * latent.shape[0], control_kwargs)
+
+
+def begin_index(request: GenerationRequest) -> int:
+    """The scheduler index of a run's first step: img2img skips the first steps (`strength`)."""
+    return request.params.steps - executed_steps(request)
+
+
+def initial_latent(engine, request: GenerationRequest) -> np.ndarray:
+    """Leaf 0 as the pipeline prepares it: the seed's noise (scaled by the scheduler's initial sigma),
+    or img2img's init image encoded and noised to its first timestep."""
+    return prepare(engine, request).leaf0()
 
 
 def record(engine, request: GenerationRequest, *, deadline: float | None = None):
@@ -152,40 +229,62 @@ def record(engine, request: GenerationRequest, *, deadline: float | None = None)
     from app.backends.diffusers.tile_decode import record_norms, stacked
 
     _require(engine, request)
-    trajectory = Trajectory([initial_latent(engine, request)], [_snapshot(_scheduler(engine, request))])
+    trajectory = Trajectory()
 
-    def on_step(pipe, _step, latents) -> None:
+    def on_step(pipe, step, latents) -> None:
+        if not trajectory.latents:  # leaf 0: what the first step started from (the pipeline's own)
+            trajectory.latents.append(first["latent"])
+            trajectory.states.append(first["state"])
         trajectory.latents.append(_numpy(latents))
         trajectory.states.append(_snapshot(pipe.scheduler))
 
-    with record_norms(engine.pipe_for(request).vae.decoder) as norms:
-        out = engine.generate(request, deadline=deadline, on_step=on_step)
+    pipe = engine.pipe_for(request)
+    first: dict = {}
+    real_prepare = pipe.prepare_latents
+
+    def prepare(*a, **kw):
+        latents = real_prepare(*a, **kw)
+        first["latent"], first["state"] = _numpy(latents), _snapshot(pipe.scheduler)
+        return latents
+
+    pipe.prepare_latents = prepare
+    try:
+        with record_norms(pipe.vae.decoder) as norms:
+            out = engine.generate(request, deadline=deadline, on_step=on_step)
+    finally:
+        del pipe.prepare_latents
     if norms:
         trajectory.states[-1] = {**trajectory.states[-1], NORMS: stacked(norms)}
     return out, trajectory
 
 
-def _embeddings(engine, pipe, request: GenerationRequest):
-    import torch
-
-    cfg = request.params.guidance > 1 and pipe.unet.config.time_cond_proj_dim is None
-    positive, negative = pipe.encode_prompt(request.prompt, engine.runtime.device, 1, cfg,
-                                            request.negative_prompt or None)
-    return (torch.cat([negative, positive]) if cfg else positive), cfg
+def _as_batch(x, video: bool):
+    """A video's latents (1, c, frames, h, w) as the scheduler steps them: (frames, c, h, w)."""
+    return x.permute(0, 2, 1, 3, 4).reshape(-1, *x.shape[1:2], *x.shape[3:]) if video else x
 
 
-def replay_step(engine, request: GenerationRequest, index: int, latent: np.ndarray, state: dict) -> np.ndarray:
-    """Step `index` alone, from its opened latent and scheduler state: the latent after it."""
+def _from_batch(x, like, video: bool):
+    return x[None, :].reshape(like.shape[0], like.shape[2], like.shape[1], *like.shape[3:]).permute(
+        0, 2, 1, 3, 4) if video else x
+
+
+def replay_step(engine, request: GenerationRequest, index: int, latent: np.ndarray, state: dict,
+                prefix: _Prefix | None = None) -> np.ndarray:
+    """Step `index` alone, from its opened latent and scheduler state: the latent after it
+    (`prefix`: the request's preparation, when the caller re-runs several steps of one run)."""
     import torch
     from diffusers.utils.torch_utils import randn_tensor
 
     _require(engine, request)
-    if not 0 <= index < request.params.steps:
-        raise ValueError(f"step {index} is outside 0..{request.params.steps - 1}")
+    n = executed_steps(request)
+    if not 0 <= index < n:
+        raise ValueError(f"step {index} is outside 0..{n - 1}")
+    prefix = prefix or _prefix(engine, request)
     pipe = engine.pipe_for(request)
     scheduler = _scheduler(engine, request)
     device, dtype = engine.runtime.device, _dtype(engine)
-    scheduler._step_index = index
+    position = begin_index(request) + index
+    scheduler._step_index = position
     for name in STATE_FIELDS.get(type(scheduler).__name__, ()):
         if name not in state:
             raise ValueError(f"the opened state of step {index} lacks {name}")
@@ -194,28 +293,47 @@ def replay_step(engine, request: GenerationRequest, index: int, latent: np.ndarr
             value = [None if v is None else torch.from_numpy(np.array(v, dtype=np.float32)).to(device, dtype)
                      for v in value]
         setattr(scheduler, name, value)
-    t = scheduler.timesteps[index]
+    t = scheduler.timesteps[position]
+    x = torch.from_numpy(np.array(latent, dtype=np.float32)).to(device, dtype)
+    if tuple(x.shape) != tuple(prefix.latent.shape):
+        raise ValueError(f"the opened latent of step {index} has shape {tuple(x.shape)}, the run's is "
+                         f"{tuple(prefix.latent.shape)}")
+    video = x.dim() == 5
     extra = {}
     if type(scheduler).__name__ in ANCESTRAL:  # its noise: the seeded CPU generator, replayed without the UNet
-        generator = torch.Generator("cpu").manual_seed(request.seed)
-        shape = tuple(latent.shape)
-        for _ in range(index + 1):  # the initial noise, then one draw per earlier step
-            randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
+        generator = torch.Generator("cpu")
+        generator.set_state(prefix.generator_state)
+        for _ in range(index):  # one draw per earlier step
+            randn_tensor(tuple(_as_batch(x, video).shape), generator=generator, device=torch.device(device),
+                         dtype=dtype)
         extra["generator"] = generator
     with torch.inference_mode():
-        embeddings, cfg = _embeddings(engine, pipe, request)
-        x = torch.from_numpy(np.array(latent, dtype=np.float32)).to(device, dtype)
-        model_input = scheduler.scale_model_input(torch.cat([x] * 2) if cfg else x, t)
-        noise = pipe.unet(model_input, t, encoder_hidden_states=embeddings, return_dict=False)[0]
-        if cfg:
+        model_input = scheduler.scale_model_input(torch.cat([x] * 2) if prefix.cfg else x, t)
+        kwargs = dict(prefix.unet_kwargs)
+        if prefix.control is not None:
+            c = request.control
+            keep = 1.0 - float(index / n < c.guidance_start or (index + 1) / n > c.guidance_end)
+            down, mid = pipe.controlnet(model_input, t, encoder_hidden_states=kwargs["encoder_hidden_states"],
+                                        controlnet_cond=prefix.control["controlnet_cond"],
+                                        conditioning_scale=c.conditioning_scale * keep, guess_mode=False,
+                                        return_dict=False)
+            kwargs.update(down_block_additional_residuals=down, mid_block_additional_residual=mid)
+        noise = pipe.unet(model_input, t, **kwargs, return_dict=False)[0]
+        if prefix.cfg:
             uncond, text = noise.chunk(2)
             noise = uncond + request.params.guidance * (text - uncond)
-        after = scheduler.step(noise, t, x, **extra, return_dict=False)[0]
-    return _numpy(after)
+        after = scheduler.step(_as_batch(noise, video), t, _as_batch(x, video), **extra, return_dict=False)[0]
+    return _numpy(_from_batch(after, x, video))
+
+
+def _frames(latent: np.ndarray):
+    """A final latent as the VAE decodes it: (frames, c, h, w), divided by the scaling factor later."""
+    return latent.transpose(0, 2, 1, 3, 4).reshape(-1, *latent.shape[1:2], *latent.shape[3:]) \
+        if latent.ndim == 5 else latent
 
 
 def decode(engine, request: GenerationRequest, latent: np.ndarray) -> np.ndarray:
-    """A latent's pixels as uint8 (1, h, w, 3), decoded as the pipeline decodes its final latent."""
+    """A final latent's pixels as uint8 (frames, h, w, 3), decoded as the pipeline decodes it."""
     import torch
 
     from app.protocol import media
@@ -223,6 +341,10 @@ def decode(engine, request: GenerationRequest, latent: np.ndarray) -> np.ndarray
     pipe = engine.pipe_for(request)
     with torch.inference_mode():
         x = torch.from_numpy(np.array(latent, dtype=np.float32)).to(engine.runtime.device, _dtype(engine))
+        if x.dim() == 5:  # text-to-video
+            video = pipe.video_processor.postprocess_video(video=pipe.decode_latents(x), output_type="np")
+            return media.to_uint8(video[0])
+        x = x.to(pipe.vae.dtype)
         image = pipe.vae.decode(x / pipe.vae.config.scaling_factor, return_dict=False)[0]
         image = pipe.image_processor.postprocess(image, output_type="np")
     return media.to_uint8(image)
@@ -237,15 +359,21 @@ def tile(image_size: tuple[int, int], size: int, rng) -> tuple[int, int, int, in
 
 
 def decode_tile(engine, request: GenerationRequest, latent: np.ndarray, norms: np.ndarray,
-                rect: tuple[int, int, int, int]) -> np.ndarray:
-    """The pixels of `rect` of the latent's decoding, uint8 (1, th, tw, 3), from the committed decoder
-    statistics (app/backends/diffusers/tile_decode.py); equal to the same crop of `decode`."""
+                rect: tuple[int, int, int, int], frame: int = 0) -> np.ndarray:
+    """The pixels of `rect` of frame `frame` of the final latent's decoding, uint8 (1, th, tw, 3), from
+    the committed decoder statistics (app/backends/diffusers/tile_decode.py); equal to the same crop
+    of `decode`. UnsupportedDecoder (a ValueError) for a frame the latent does not have or statistics
+    of another shape."""
     import torch
 
     from app.backends.diffusers import tile_decode
     from app.protocol import media
 
     pipe = engine.pipe_for(request)
-    x = torch.from_numpy(np.array(latent, dtype=np.float32)).to(engine.runtime.device, _dtype(engine))
-    sample = tile_decode.decode_tile(pipe.vae, x / pipe.vae.config.scaling_factor, np.asarray(norms, np.float32), rect)
-    return media.to_uint8(pipe.image_processor.postprocess(sample, output_type="np"))
+    frames, norms = _frames(np.asarray(latent, np.float32)), np.asarray(norms, np.float32)
+    if not 0 <= frame < frames.shape[0] or norms.ndim != 4 or norms.shape[1] != frames.shape[0]:
+        raise tile_decode.UnsupportedDecoder(f"statistics {norms.shape} for frame {frame} of {frames.shape[0]}")
+    x = torch.from_numpy(frames[frame:frame + 1].copy()).to(engine.runtime.device, pipe.vae.dtype)
+    sample = tile_decode.decode_tile(pipe.vae, x / pipe.vae.config.scaling_factor, norms[:, frame], rect)
+    processor = getattr(pipe, "image_processor", None) or pipe.video_processor  # a VaeImageProcessor alike
+    return media.to_uint8(processor.postprocess(sample.float(), output_type="np"))
