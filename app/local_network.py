@@ -373,7 +373,7 @@ def render(snap: dict, topo: Topology, plan: Plan, started: float):
     for col in ("uid", "model", "verdict", "similarity", "latency", "why"):
         verdicts.add_column(col)
     for v in snap["verdicts"]:
-        color = {"exact": "green", "tolerant": "yellow"}.get(v["verdict"], "red")
+        color = {"exact": "green", "trajectory": "green", "tolerant": "yellow"}.get(v["verdict"], "red")
         verdicts.add_row(str(v["uid"]), v["model"], f"[{color}]{v['verdict']}[/]",
                          "-" if v["similarity"] is None else f"{v['similarity']:.6f}",
                          "-" if v["latency_s"] is None else f"{v['latency_s']:.2f} s", (v["reason"] or "")[:60])

@@ -124,7 +124,11 @@ class Settings(BaseSettings):
     gateway_host: str = Field("127.0.0.1", description="the gateway's listen address")
     gateway_port: int = Field(8100, ge=1, le=65535, description="the gateway's port")
     gateway_public_url: str | None = Field(None, description="the gateway's URL as clients reach it (result links)")
-    gateway_sample_rate: float = Field(0.1, ge=0, le=1, description="share of delivered jobs verified like a challenge")
+    gateway_sample_rate: float = Field(0.1, ge=0, le=1, description="share of delivered jobs without a "
+                                       "trajectory to check (text, external, an image answer with no root) "
+                                       "verified like a challenge")
+    gateway_check_rate: float = Field(1.0, ge=0, le=1, description="share of delivered image jobs with a "
+                                      "trajectory root that are checked by it (issue 14; 1: every one)")
     gateway_max_attempts: int = Field(3, ge=1, le=10, description="miners tried before a job fails (AI Horde: 3)")
     gateway_score_floor: float = Field(0.02, ge=-1, le=1, description="miners below this score get no organic "
                                                                       "jobs (NicheImage's miner_score_threshold)")

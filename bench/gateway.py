@@ -42,6 +42,7 @@ os.environ.setdefault("SEEDGRID_MAX_CONCURRENT_REQUESTS", "16")
 os.environ.setdefault("SEEDGRID_NETUID", "94")  # its own subnet
 os.environ.setdefault("SEEDGRID_TIMEOUT_SCALE", "20")  # 32 clients queue on one CPU worker: no 504 from waiting
 os.environ.setdefault("SEEDGRID_GATEWAY_SAMPLE_RATE", "0")  # verification is the validator GPU's cost, not the gateway's
+os.environ.setdefault("SEEDGRID_GATEWAY_CHECK_RATE", "0")
 
 from bench._gateway import gateway_under_test  # noqa: E402
 

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 def up_env(state):
     env = {**os.environ, "SEEDGRID_STATE_DIR": str(state), "SEEDGRID_EMBEDDED_REDIS_PORT": str(free_port())}
-    for k in ("SEEDGRID_REDIS_URL", "SEEDGRID_DATABASE_URL", "SEEDGRID_NETUID"):  # the embedded defaults
+    # the embedded defaults, and the validator's default verification: trajectories, a share reproduced
+    for k in ("SEEDGRID_REDIS_URL", "SEEDGRID_DATABASE_URL", "SEEDGRID_NETUID", "SEEDGRID_REPRODUCTION_SHARE"):
         env.pop(k, None)
     return env
 

@@ -188,14 +188,17 @@ def _settle(v: Validator, job_id: str, attempt: Attempt, reply: Reply, rng: rand
 
 def _checked(v: Validator, job: Job, response, rng: random.Random) -> tuple[bool, str | None]:
     """(whether the delivered answer is judged, the status its organic challenge takes to be judged
-    at once, or None: reproduced first). An image answer with a trajectory replay is always judged:
-    by its trajectory, or in a share `reproduction_share` against a full reproduction. Other
-    diffusion answers are sampled at `gateway_sample_rate` and reproduced; a text or external
-    answer, sampled where the validator has its judge, is judged directly."""
+    at once, or None: reproduced first). An image answer with a trajectory root is judged (a share
+    `gateway_check_rate`, every one by default): by its trajectory, or in a share
+    `reproduction_share` against a full reproduction. Other diffusion answers are sampled at
+    `gateway_sample_rate` and reproduced; a text or external answer, sampled where the validator
+    has its judge, is judged directly."""
     settings = v.settings
     payload = get_spec(job.model).payload
     if payload is Payload.DIFFUSION and replayable(job.model, job.request.get("pipeline")) \
             and response.trajectory_root:
+        if rng.random() >= settings.gateway_check_rate:
+            return False, None
         return True, None if rng.random() < settings.reproduction_share else "trajectory"
     if payload is Payload.DIFFUSION:
         return rng.random() < settings.gateway_sample_rate, None

@@ -200,7 +200,7 @@ class Cheat:
             row = s.execute(select(Response.artifact_path, Response.frames_path).join(
                 Challenge, Challenge.id == Response.challenge_id).where(
                 Challenge.model == req.model, Challenge.id != req.request_id,
-                Response.verdict_rung.in_(("exact", "tolerant"))).order_by(Response.verified_at.desc()).limit(1)).first()
+                Response.verdict_rung.in_(("exact", "tolerant", "trajectory"))).order_by(Response.verified_at.desc()).limit(1)).first()
             return {"artifact_path": row[0], "frames_path": row[1]} if row else None
 
 

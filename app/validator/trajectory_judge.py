@@ -31,9 +31,11 @@ def _calibrated() -> dict:
     return json.loads(CALIBRATION.read_text())
 
 
-def tolerances(settings) -> tuple[float, float]:
-    """(step, pixel) tolerances: the settings' where set, else the calibrated ones (bench/calibrate_trajectory.py)."""
+def tolerances(settings, model: str | None = None) -> tuple[float, float]:
+    """(step, pixel) tolerances: the settings' where set, else the model type's calibrated ones, else the
+    tightest over every type (bench/calibrate_trajectory.py)."""
     calibrated = _calibrated()
+    calibrated = next((row for row in calibrated.get("types", []) if row["model"] == model), calibrated)
     return (settings.trajectory_tolerance or calibrated["step_tolerance"],
             settings.trajectory_pixel_tolerance if settings.trajectory_pixel_tolerance is not None
             else calibrated["pixel_tolerance"])
@@ -46,8 +48,8 @@ def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, dat
 
     settings = v.settings
     rng = rng or random.SystemRandom()
-    step_tolerance, pixel_tolerance = tolerances(settings)
     req = parse_request(request)
+    step_tolerance, pixel_tolerance = tolerances(settings, req.model)
     n = executed_steps(req)
     steps = sorted(rng.sample(range(n), min(settings.trajectory_k, n)))
     detail: dict = {"path": "trajectory", "steps": steps, "of": n, "distances": []}
@@ -77,9 +79,12 @@ def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, dat
     engine = get_engine(req.model, settings)
     prefix = tr.prepare(engine, req)
     start = prefix.leaf0()
+    misshapen = [i for i in sorted(wanted) if leaves[i].latent.shape != start.shape]
+    if misshapen:
+        return fail(f"leaves {misshapen} are not latents of this request's size {start.shape}")
     if req.pipeline == "img2img":  # the init image encoded by our VAE: the encoder drifts like the UNet
         detail["start_distance"] = step_distance(leaves[0].latent, start).relative_l2
-        if detail["start_distance"] > step_tolerance:
+        if not detail["start_distance"] <= step_tolerance:  # NaN fails too
             return fail(f"the trajectory does not start from the init image noised with the seed's noise "
                         f"(distance {detail['start_distance']:.3g}, tolerance {step_tolerance:g})", measured=True)
     elif not np.array_equal(leaves[0].latent, start):
@@ -90,13 +95,13 @@ def judge_trajectory(v, *, axon: str, hotkey: str, request: dict, root: str, dat
         except (ValueError, RuntimeError) as exc:
             return fail(f"step {i} cannot be re-run from its opening: {exc}")
         detail["distances"].append(step_distance(after, leaves[i + 1].latent).relative_l2)
-        if detail["distances"][-1] > step_tolerance:
+        if not detail["distances"][-1] <= step_tolerance:  # NaN fails too
             return fail(f"step {i} re-run lands {detail['distances'][-1]:.3g} from the committed next latent "
                         f"(tolerance {step_tolerance:g}): not this model's step", measured=True)
     gap, where = _pixel_gap(engine, req, leaves[n], pixels, settings, rng, detail)
     if gap is None:
         return fail(where)
-    if gap > pixel_tolerance:
+    if not gap <= pixel_tolerance:
         return fail(f"the image is not the committed final latent's ({where}: mean |difference| {gap:.2f} levels, "
                     f"tolerance {pixel_tolerance:g})", measured=True)
     return Verdict("trajectory", 1.0, f"steps {steps} of {n} re-run within {max(detail['distances']):.2g} "

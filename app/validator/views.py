@@ -86,12 +86,12 @@ def conditioning(settings, request: dict, key: str | None = None) -> list[dict]:
 
 
 def gallery(settings, limit: int = 12) -> list[dict]:
-    """Recent settled challenges (reproduced, no answer still pending): the validator's
-    reproduction beside each miner's answer."""
+    """Recent settled challenges (reproduced or checked by trajectories, no answer still pending):
+    the validator's reproduction, where there is one, beside each miner's answer."""
     with session_scope(settings.sqlalchemy_url) as s:
         pending = select(Response.challenge_id).where(Response.status == "pending") \
             .union(select(Response.challenge_id).where(Response.status == "answered", Response.verdict_rung.is_(None)))
-        challenges = list(s.scalars(select(Challenge).where(Challenge.status == "reproduced",
+        challenges = list(s.scalars(select(Challenge).where(Challenge.status.in_(("reproduced", "trajectory")),
                                                             Challenge.id.not_in(pending))
                                     .order_by(Challenge.created_at.desc()).limit(limit)))
         uids = {m.hotkey: m.uid for m in s.scalars(select(MinerState))}
@@ -106,8 +106,7 @@ def gallery(settings, limit: int = 12) -> list[dict]:
                 "pipeline": c.request.get("pipeline") or get_spec(c.model).pipeline.value,
                 "conditioning": conditioning(settings, c.request, key=c.id),
                 "reproduction": artifact_name(c.reproduction_path),
-                "media_type": "text" if text else "video/mp4" if (c.reproduction_path or "").endswith(".mp4")
-                else "image/png",
+                "media_type": "text" if text else get_spec(c.model).media_type.value,
                 "responses": [{
                     "uid": uids.get(r.hotkey, r.uid), "hotkey": r.hotkey, "status": r.status,
                     "artifact": artifact_name(r.artifact_path) if r.media_type in ("image/png", "video/mp4") else None,

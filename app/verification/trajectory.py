@@ -146,7 +146,10 @@ def decode_array(raw, field: str) -> np.ndarray:
         raise ValueError(f"{field}: not base64") from None
     if len(data) != 4 * count:
         raise ValueError(f"{field}: {len(data)} bytes for shape {shape}")
-    return np.frombuffer(data, dtype=np.float32).reshape(shape)
+    out = np.frombuffer(data, dtype=np.float32).reshape(shape)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{field}: holds NaN or infinite values")
+    return out
 
 
 def encode_state(state: Mapping[str, object]) -> dict:

@@ -3,13 +3,11 @@ its pipelines (other seeds than the calibration's, and the SD1.5 types at anothe
 trajectories recorded on another thread count and another CPU ISA pass, and every cheat's re-run
 step, leaf 0 or image lands beyond them (app/testkit/trajectory_calibration.py)."""
 
-import json
-
 import pytest
 
 from app.protocol.catalogue import CATALOGUE
 from app.testkit.trajectory_calibration import DIFFUSION_TYPES, measure
-from app.validator.trajectory_judge import CALIBRATION
+from app.validator.trajectory_judge import tolerances
 
 pytestmark = pytest.mark.slow
 TEST_SIZE = 256  # the SD1.5 types at another size than the calibration's (512): the tolerances hold there too
@@ -17,7 +15,8 @@ TEST_SIZE = 256  # the SD1.5 types at another size than the calibration's (512):
 
 @pytest.mark.parametrize("model", DIFFUSION_TYPES)
 def test_honest_miners_elsewhere_pass_and_every_cheat_fails(settings, model):
-    tol = json.loads(CALIBRATION.read_text())
+    step_tolerance, pixel_tolerance = tolerances(settings, model)  # what the judge applies to this type
+    tol = {"step_tolerance": step_tolerance, "pixel_tolerance": pixel_tolerance}
     row = measure(model, 24, settings, isa=True, seed=23, size=TEST_SIZE, log=lambda _: None)
     assert set(row["honest_step"]) == {"threads", "isa"}
     assert row["pipelines"] == sorted(p.value for p in CATALOGUE[model].pipelines), "each of its pipelines"

@@ -287,7 +287,8 @@ def test_failover_past_a_down_an_erroring_and_a_silent_miner(grid):
     use_miners(grid, honest1=(0.0, 0), hostile_json=(0.9, 10), hostile_silent=(0.9, 10), down=(0.9, 10))
     base = grid["v"]
     v = Validator(**{**base.__dict__, "settings": base.settings.model_copy(update={
-        "gateway_max_attempts": 4, "timeout_scale": 0.5, "query_grace": 1.0, "gateway_sample_rate": 0.0})})
+        "gateway_max_attempts": 4, "timeout_scale": 0.5, "query_grace": 1.0, "gateway_sample_rate": 0.0,
+        "gateway_check_rate": 0.0})})
     with v.sessions() as s:
         key = keys.authenticate(s, grid["key"])
         request = parse_request({"model": "RealisticVision", "prompt": "a red circle", "seed": 3, "params": SMALL,
