@@ -4,12 +4,17 @@ The miner pays one generation per response. The validator pays one reproduction 
 challenge, shared by every response to it, plus a verification per response (decode,
 pixel hash, and on the tolerant path the embedding similarity). Measured here with the
 real engine and verifier on one model type; printed for several group sizes.
-Then, where the pipeline has a trajectory replay (SD1.5 text-to-image), the trajectory
-check per response (issue 14): the seed's noise, k re-run steps with their Merkle proofs,
-the final latent decoded and compared: side by side at a group size of 1 with full
-reproduction, k = 2 and k = 1 (the last figure), and the miner's cost of keeping the
+Then the trajectory check per response (issue 14), as the judge runs it: the pipeline's
+preparation and leaf 0, k re-run steps with their Merkle proofs, the answer's PNG read,
+one random tile of the final latent decoded from its committed statistics (and, in the
+share `trajectory_decode_share` of checks, the whole decode, in expectation): side by side
+at a group size of 1 with full reproduction, k = 2 and k = 1 (the last figure), in blocks
+alternating with the miner's own generations; and the miner's cost of keeping the
 trajectory (recording time, its size). The opening's transfer is not in the figure.
-Run: .venv/bin/python bench/verification_cost.py [--model RealisticVision] [--responses 8] [--steps 30]
+On a shared 2-vCPU machine, run with SEEDGRID_THREADS=1: two threads waiting on each
+other while a neighbour runs double single steps at random (docs/BENCHMARKS.md).
+Run: SEEDGRID_THREADS=1 .venv/bin/python bench/verification_cost.py [--model RealisticVision]
+     [--responses 8] [--steps 30] [--size 512]
 """
 
 from __future__ import annotations
@@ -110,12 +115,13 @@ def trajectory_figures(engine, req, miner_s: float, reproduce_s: float, repeats:
 
     def check(k: int, whole: bool = False) -> float:
         t0 = time.perf_counter()
-        assert np.array_equal(tr.initial_latent(engine, req), traj.latents[0])
+        prefix = tr.prepare(engine, req)  # as the judge: the pipeline's preparation once, leaf 0 from it
+        assert np.array_equal(prefix.leaf0(), traj.latents[0])
         opened(0)
         for i in rng.sample(range(n), k):
             opened(i)
             opened(i + 1)
-            after = tr.replay_step(engine, req, i, traj.latents[i], traj.states[i])
+            after = tr.replay_step(engine, req, i, traj.latents[i], traj.states[i], prefix)
             assert step_distance(after, traj.latents[i + 1]).relative_l2 < 1e-3
         opened(n)
         pixels = media.decode(out.data, media.MediaType.PNG)  # the answer read, as the judge reads it
