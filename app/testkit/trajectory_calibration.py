@@ -104,7 +104,7 @@ def _pixel_gaps(engine, req, traj, pixels, rng, decoded=None) -> list[float]:
     return gaps
 
 
-def _judge(engine, req, prefix, traj, pixels, steps, rng) -> tuple[float, float]:
+def _judge(engine, req, prefix, traj, pixels, steps, rng, decoded=None) -> tuple[float, float]:
     """(the worst of the re-run steps' distances and an img2img leaf 0's, the worst pixel gap)
     as the validator measures them."""
     from app.backends.diffusers import trajectory as tr
@@ -114,7 +114,7 @@ def _judge(engine, req, prefix, traj, pixels, steps, rng) -> tuple[float, float]
     start = step_distance(traj.latents[0], prefix.leaf0()).relative_l2
     if req.pipeline != "img2img" and start:
         start = float("inf")  # leaf 0 is compared exactly there
-    return max(worst, start), max(_pixel_gaps(engine, req, traj, pixels, rng))
+    return max(worst, start), max(_pixel_gaps(engine, req, traj, pixels, rng, decoded))
 
 
 def measure(model: str, n: int, settings, *, isa: bool = True, seed: int = 11, size: int = 0,
@@ -146,7 +146,8 @@ def measure(model: str, n: int, settings, *, isa: bool = True, seed: int = 11, s
             out, traj = tr.record(engine, req)  # the miner, on another thread count
         finally:
             torch.set_num_threads(threads)
-        d, g = _judge(engine, req, prefix, traj, out.pixels, steps, rng)
+        decoded = tr.decode(engine, req, traj.latents[-1])  # the validator's whole decode, used twice
+        d, g = _judge(engine, req, prefix, traj, out.pixels, steps, rng, decoded)
         honest["threads"].append(d)
         pixels_honest["threads"].append(g)
         if isa_dir is not None:
@@ -167,7 +168,7 @@ def measure(model: str, n: int, settings, *, isa: bool = True, seed: int = 11, s
             cheats["skipped_steps"].append(_judge(engine, req, prefix, skipped, out.pixels, [k - 1], rng)[0])
         fabricated = tr.Trajectory(list(traj.latents[:-1]) + [foreign.latents[-1]], list(traj.states))
         cheats["fabricated_final"].append(_judge(engine, req, prefix, fabricated, out.pixels, [n_steps - 1], rng)[0])
-        cheats["other_image"].append(min(_pixel_gaps(engine, req, traj, foreign_out.pixels, rng)))
+        cheats["other_image"].append(min(_pixel_gaps(engine, req, traj, foreign_out.pixels, rng, decoded)))
         log(f"{model} {req.pipeline or 'default'} {i + 1}/{n}: honest {max(honest['threads'][-1], *(honest['isa'][-1:] or [0])):.2g}, "
             f"closest cheat {min(v[-1] for k, v in cheats.items() if v and k != 'other_image'):.2g}")
     step_honest = max(max(v) for v in honest.values() if v)
