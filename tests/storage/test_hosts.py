@@ -2,7 +2,8 @@
 with its own state folder, none shared. The miner API, the miner's GPU worker and the validator
 (I/O, default and GPU workers and beat) each run in a namespace of their own; Redis, PostgreSQL
 and an S3-compatible server (moto's) are reached over the links. A challenge runs end to end
-and is verified, and no role wrote media to a folder."""
+and is verified (by default, by opening the miner's trajectory across the hosts), and no role
+wrote media to a folder."""
 
 import json
 import os
@@ -102,7 +103,9 @@ def test_a_challenge_crosses_four_hosts_sharing_no_folder(postgres_url, tmp_path
             engine.dispose()
             logs = "\n".join(f"--- {h}\n{log.read_text()[-1500:]}" for h, _, log in procs)
             assert verdict is not None, f"no verdict within 240 s:\n{logs}"
-            assert verdict[0] == "exact" and verdict[1].startswith("s3://validator/validator/"), (verdict, logs)
+            # the default path: the validator opens the miner's trajectory across hosts (a share is reproduced)
+            assert verdict[0] in ("trajectory", "exact") and verdict[1].startswith("s3://validator/validator/"), \
+                (verdict, logs)
         finally:
             for _, p, _ in procs:
                 try:
