@@ -8,6 +8,7 @@ their passwords hidden.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import Callable
@@ -86,13 +87,22 @@ def _first(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+VERBOSE_ENV = "SEEDGRID_VERBOSE"  # set by `seedgrid -v`: the processes it starts print tracebacks too
+CANNOT_SERVE = 78  # sysexits' EX_CONFIG: a worker stopped by a known failure; its supervisor does not restart it
+
+
 def run_entry_point(main: Callable[[], int]) -> int:
-    """Run a process's main(); print a known failure as one line on stderr and exit 1."""
+    """Run a process's main(); print a known failure as one line on stderr and exit CANNOT_SERVE (with
+    -v or --verbose among the process's arguments, its traceback first)."""
     try:
         return main()
     except Exception as exc:  # noqa: BLE001: unknown failures are re-raised below
         line = explain(exc)
         if line is None:
             raise
+        if {"-v", "--verbose"} & set(sys.argv[1:]) or os.environ.get(VERBOSE_ENV):
+            import traceback
+
+            traceback.print_exc()
         print(f"Error: {line}", file=sys.stderr)
-        return 1
+        return CANNOT_SERVE

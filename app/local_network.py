@@ -162,13 +162,30 @@ class Topology:
     logs: Path
 
 
-def prepare(settings: Settings, plan: Plan) -> tuple[LocalChain, dict[str, dict], str]:
-    """Subnet, wallets, registrations and stake (idempotent: a second run resumes)."""
+def build_missing_checkpoints(settings: Settings, models, console=None) -> list[str]:
+    """Build the dev checkpoints (and ControlNets) of `models` that a fresh state folder lacks, with a
+    progress display; a type that SEEDGRID_MODEL_PATHS names is the operator's and is never built."""
+    from app.backends.registry import build_dev_checkpoint, dev_checkpoint_path
+    from app.progress import steps
+
+    missing = [m for m in models if m not in settings.model_paths and not dev_checkpoint_path(settings, m).exists()]
+    if not missing:
+        return []
+    with steps(len(missing), "built the dev checkpoints of " + ", ".join(missing), console) as step:
+        for m in missing:
+            step(f"building the dev checkpoint of {m} (first run in this state folder)")
+            build_dev_checkpoint(settings, m)
+    return missing
+
+
+def prepare(settings: Settings, plan: Plan, console=None) -> tuple[LocalChain, dict[str, dict], str]:
+    """Dev checkpoints, subnet, wallets, registrations and stake (idempotent: a second run resumes)."""
     needed = set(plan.miners) | ({"RealisticVision"} if plan.cheaters else set())
     if "other_checkpoint" in plan.cheaters:
         needed.add(sibling("RealisticVision"))
     if any(is_text(m) for m in needed):  # the shipped dev text models, copied (no training)
         build_dev_text(settings)
+    build_missing_checkpoints(settings, sorted(m for m in needed if not is_text(m) and not is_external(m)), console)
     for m in sorted(needed - {m for m in needed if is_external(m)}):
         if is_text(m):
             path = settings.model_paths.get(m) or dev_text_folder(settings, m)
@@ -177,8 +194,9 @@ def prepare(settings: Settings, plan: Plan) -> tuple[LocalChain, dict[str, dict]
                               "`seedgrid llm build-dev`")
             continue
         path = checkpoint_path(settings, m)
-        if not path.exists():
-            raise UpError(f"no checkpoint for {m} at {path}; run `seedgrid models build-dev` (make run does)")
+        if not path.exists():  # SEEDGRID_MODEL_PATHS names it: the operator's own checkpoint
+            raise UpError(f"no checkpoint for {m} at {path} (SEEDGRID_MODEL_PATHS names it); correct that path, "
+                          f"or drop {m} from SEEDGRID_MODEL_PATHS to use its dev checkpoint")
     chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
     if not chain.init(block_time=plan.block_time) and abs(chain.block_time() - plan.block_time) > 1e-9:
         raise UpError(f"subnet {settings.netuid} in {settings.state_path} already runs {chain.block_time():g} s blocks; "
@@ -197,13 +215,13 @@ def prepare(settings: Settings, plan: Plan) -> tuple[LocalChain, dict[str, dict]
     return chain, miners, validator.hotkey.ss58_address
 
 
-def start(settings: Settings, plan: Plan) -> Topology:
+def start(settings: Settings, plan: Plan, console=None) -> Topology:
     plan.validate()
     for port, flag in ((plan.dashboard_port, "--dashboard-port"), (plan.flower_port, "--flower-port"),
                        (plan.gateway_port, "--gateway-port")):
         if not port_free(port):
             raise UpError(f"port {port} on 127.0.0.1 is in use (another `seedgrid up`?); stop it or choose {flag}")
-    chain, miners, validator = prepare(settings, plan)
+    chain, miners, validator = prepare(settings, plan, console)
     ports = _miner_ports(plan.miner_port, len(miners), {plan.dashboard_port, plan.flower_port, plan.gateway_port})
     gateway_key(settings)
     env = network_env(settings, plan)
@@ -354,6 +372,8 @@ def render(snap: dict, topo: Topology, plan: Plan, started: float):
     from rich.panel import Panel
     from rich.table import Table
 
+    from app.validator.views import rates
+
     names = {m["hotkey"]: n for n, m in topo.miners.items()}
     head = (f"block {snap['block']}  epoch {snap['epoch']}  rollovers {len(snap['rolled'])}  "
             f"challenges {snap['challenges']}  up {time.time() - started:.0f} s   "
@@ -363,12 +383,13 @@ def render(snap: dict, topo: Topology, plan: Plan, started: float):
             f"try `seedgrid submit --model {plan.miners[0] if plan.miners else 'RealisticVision'} --prompt ...`)\n"
             f"[yellow]tier table scaled down for a local run[/]   Ctrl-C stops every process")
     board = Table(title="leaderboard", expand=True)
-    for col in ("uid", "miner", "model", "tier", "requests", "validation", "score", "weight"):
-        board.add_column(col, justify="right" if col in ("uid", "requests", "validation", "score", "weight") else "left")
+    numeric = ("uid", "requests now / last", "validation now / last", "score", "weight")
+    for col in ("uid", "miner", "model", "tier", *numeric[1:3], "score", "weight"):
+        board.add_column(col, justify="right" if col in numeric else "left")
     pct = lambda v: "-" if v is None else f"{v:.0%}"  # noqa: E731
     for r in snap["board"]:
         board.add_row(str(r["uid"]), names.get(r["hotkey"], r["hotkey"][:10]), r["model"] or "-", r["tier"],
-                      pct(r["request_rate"]), pct(r["validation_rate"]), f"{r['score']:.4f}", f"{r['weight']:.4f}")
+                      *rates(r, pct), f"{r['score']:.4f}", f"{r['weight']:.4f}")
     verdicts = Table(title="recent verdicts", expand=True)
     for col in ("uid", "model", "verdict", "similarity", "latency", "why"):
         verdicts.add_column(col)
@@ -405,7 +426,7 @@ def _run_locked(settings: Settings, plan: Plan, console) -> int:
     started = time.time()
     topo = None
     try:
-        topo = start(settings, plan)
+        topo = start(settings, plan, console)
         chain = LocalChain(settings.sqlalchemy_url, settings.netuid)
         first = snapshot(settings, chain)
         baseline = set(first["rolled"])

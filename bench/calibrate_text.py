@@ -101,6 +101,7 @@ def main() -> int:
     from contextlib import ExitStack
 
     from app.miner.text import text_answer
+    from app.progress import steps
     from app.protocol.text import parse_text_request
     from app.settings import Settings
     from app.testkit.text_cheats import STRATEGIES, text_cheat_answer
@@ -116,7 +117,9 @@ def main() -> int:
         first = next(iter(miners.values()))
         cheats = {c: text_cheat_answer(c, Settings(llm_url=first), MODEL) for c in STRATEGIES if c != "error"}
         honest, cheated, requests = [], {c: [] for c in cheats}, []
+        progress = stack.enter_context(steps(args.requests, f"{args.requests} requests answered and scored"))
         for i in range(args.requests):
+            progress(f"request {i + 1} of {args.requests}: honest and cheating answers, scored")
             req = parse_text_request(draw(i, args.tokens))
             requests.append(req)
             tokens = []
@@ -129,8 +132,6 @@ def main() -> int:
                 if raw["tokens"] in tokens and c != "fabricated_logprobs":
                     continue  # the very answer an honest miner gives: not a cheat here
                 cheated[c].append({"i": i, "raw": raw, "m": measures(validator, req, raw)})
-            if (i + 1) % 10 == 0:
-                print(f"  {i + 1}/{args.requests} requests ({time.monotonic() - t0:.0f} s)")
         found = thresholds_from(honest)
         th = TextThresholds(**found)
         honest_fail = [h for h in honest

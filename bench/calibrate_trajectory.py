@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.config import get_settings  # noqa: E402
+from app.progress import steps  # noqa: E402
 from app.testkit.trajectory_calibration import DIFFUSION_TYPES, combine, measure  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "app" / "verification" / "trajectory_calibration.json"
@@ -30,7 +31,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     t0 = time.time()
-    rows = [measure(m, args.challenges, get_settings(), isa=not args.no_isa, log=lambda _: None) for m in DIFFUSION_TYPES]
+    total = args.challenges * len(DIFFUSION_TYPES)
+    with steps(total, f"{total} challenges measured") as step:  # each type's ISA recording runs before its first
+        rows = [measure(m, args.challenges, get_settings(), isa=not args.no_isa, log=step) for m in DIFFUSION_TYPES]
     result = {**combine(rows), "date": time.strftime("%Y-%m-%d"), "seconds": round(time.time() - t0)}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'type':<16} {'honest step':>12} {'closest cheat':>14} {'margin':>8} {'honest px':>10} {'other image':>12}")

@@ -63,9 +63,12 @@ def main() -> int:
         parser.error(f"--sizes takes local and/or default, got {args.sizes!r}")
     if args.reduced_every < 1:
         parser.error("--reduced-every takes a whole number of challenges, 1 or more")
+    from app.progress import steps
+
     try:
-        doc = calibrate(models, args.challenges, get_settings(), sizes=sizes, reduced_every=args.reduced_every,
-                        work=args.work_dir)
+        with steps(len(models) * args.challenges, f"{len(models) * args.challenges} challenges measured") as step:
+            doc = calibrate(models, args.challenges, get_settings(), sizes=sizes, reduced_every=args.reduced_every,
+                            work=args.work_dir, progress=step)
     except ValueError as exc:  # a work folder of another plan
         parser.error(str(exc))
     for model, row in doc["models"].items():

@@ -91,3 +91,35 @@ def test_a_corrupted_checkpoint_stops_the_gpu_worker_with_one_line(tmp_path, red
         p = seedgrid("worker", "gpu", "--model", "RealisticVision", env={"SEEDGRID_MODEL_PATHS": json.dumps(paths)})
         assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr[-3000:]
         assert str(tmp_path) in p.stderr.strip().splitlines()[-1], p.stderr[-2000:]
+
+
+def test_a_worker_that_cannot_serve_says_so_once_and_is_not_restarted(tmp_path, redis_url, database):
+    """A missing checkpoint: the GPU worker's one line, exit 1, no restart loop; with -v its traceback too."""
+    import time
+
+    env = {"SEEDGRID_MODEL_PATHS": json.dumps({"RealisticVision": str(tmp_path / "missing")})}
+    t0 = time.monotonic()
+    p = seedgrid("worker", "gpu", "--model", "RealisticVision", env=env)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr[-3000:]
+    assert str(tmp_path / "missing") in lines[0] and "SEEDGRID_MODEL_PATHS" in lines[0], lines[0]
+    assert time.monotonic() - t0 < 60, "stopped at the first exit, not after a round of restarts"
+    verbose = seedgrid("-v", "worker", "gpu", "--model", "RealisticVision", env=env)
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr, verbose.stderr[-3000:]
+    assert lines[0] in verbose.stderr
+
+
+def test_a_missing_wallet_and_a_database_behind_the_code_are_one_line(tmp_path):
+    from app import migrations
+
+    p = seedgrid("miner", "serve", "--model", "RealisticVision", "--wallet", "nobody", "--hotkey", "none",
+                 "--no-announce", "--port", "1", env={"SEEDGRID_STATE_DIR": str(tmp_path)})
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "no hotkey 'none' in wallet 'nobody'" in lines[0] and "seedgrid wallet create" in lines[0], lines[0]
+    behind = f"sqlite:///{tmp_path}/behind.db"
+    migrations.upgrade(behind, "0005")
+    p = seedgrid("validator", "status", env={"SEEDGRID_DATABASE_URL": behind, "SEEDGRID_STATE_DIR": str(tmp_path)})
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert "revision 0005" in lines[0] and "seedgrid db upgrade" in lines[0], lines[0]

@@ -44,12 +44,17 @@ def wait_http(url, proc, timeout=180, auth=None):
 
 
 def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
+    """From an empty state folder (no SEEDGRID_MODEL_PATHS: the dev checkpoints built by `seedgrid up`
+    itself, with a progress display) to weights that rank the cheater last, on the default verification
+    (trajectories)."""
     ports = [free_port() for _ in range(3)]
     log = open(tmp_path / "up.log", "w+")
+    env = up_env(tmp_path / "state")
+    env.pop("SEEDGRID_MODEL_PATHS", None)
     proc = subprocess.Popen([SEEDGRID, "up", "--epochs", "1", "--miners", "RealisticVision,TextToVideo",
                              "--cheaters", "blank", "--dashboard-port", str(ports[0]), "--flower-port", str(ports[1]),
                              "--gateway-port", str(free_port()),
-                             "--miner-port", str(ports[2])], env=up_env(tmp_path / "state"), stdout=log,
+                             "--miner-port", str(ports[2])], env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         status = wait_http(f"http://127.0.0.1:{ports[0]}/api/status", proc).json()
@@ -91,7 +96,8 @@ def test_bounded_run_exits_0_with_the_cheater_last(tmp_path):
     log.seek(0)
     output = log.read()
     assert output.rstrip().endswith("done"), output[-3000:]
-    env = up_env(tmp_path / "state")
+    assert "dev checkpoints of RealisticVision, TextToVideo" in output and "2/2" in output, output[:3000]
+    assert (tmp_path / "state" / "checkpoints" / "dev" / "TextToVideo").is_dir()
     board = json.loads(subprocess.run([SEEDGRID, "validator", "status", "--json"], capture_output=True, text=True,
                                       env=env).stdout)
     assert len(board) == 3
@@ -134,11 +140,13 @@ def test_a_busy_port_is_named(tmp_path):
     assert not leftovers(tmp_path)
 
 
-def test_a_missing_checkpoint_says_what_to_run(tmp_path):
+def test_a_missing_checkpoint_of_its_own_says_what_to_do(tmp_path):
+    """A checkpoint the operator named (SEEDGRID_MODEL_PATHS) is never replaced by a dev one."""
     env = {**up_env(tmp_path), "SEEDGRID_MODEL_PATHS": json.dumps({"RealisticVision": str(tmp_path / "nope")})}
     p = subprocess.run([SEEDGRID, "up", "--miners", "RealisticVision", "--cheaters", ""], env=env,
                        capture_output=True, text=True, timeout=120)
-    assert p.returncode == 1 and "seedgrid models build-dev" in p.stderr
+    assert p.returncode == 1 and "SEEDGRID_MODEL_PATHS" in p.stderr and str(tmp_path / "nope") in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not leftovers(tmp_path)
 
 

@@ -68,6 +68,7 @@ class ProcessGroup:
 
     def __init__(self, replicas: list[Replica], log_dir: Path | None = None):
         self.replicas = replicas
+        self.cannot_serve = False
         if log_dir:
             for r in replicas:
                 r.log_path = log_dir / (r.name.replace(" ", "-") + ".log")
@@ -89,11 +90,19 @@ class ProcessGroup:
                 r.start()
 
     def poll(self) -> str | None:
-        """Restart what died; return why the group must stop, if it must."""
+        """Restart what died; return why the group must stop, if it must. A replica that exited
+        CANNOT_SERVE (a known failure it has said in one line: a missing checkpoint, an unreachable
+        service, a bad setting) is not restarted: the group stops (`cannot_serve` is set)."""
+        from app.explain import CANNOT_SERVE
+
         for r in self.replicas:
             code = r.proc.poll() if r.proc else None
             if code is None:
                 continue
+            if code == CANNOT_SERVE:
+                self.cannot_serve = True
+                where = f" (log: {r.log_path})" if r.log_path else ""
+                return f"{r.name} cannot serve{where}"
             now = time.monotonic()
             r.restarts = [t for t in r.restarts if now - t < RESTART_WINDOW_S] + [now]
             if len(r.restarts) > MAX_RESTARTS:
@@ -155,8 +164,9 @@ def supervise(replicas: list[Replica]) -> int:
         while not stopping:
             time.sleep(0.5)
             failure = group.poll()
-            if failure:
-                log.error("%s; stopping all (see its log above)", failure)
+            if failure:  # a replica that cannot serve has said why in its one line already
+                log.log(logging.INFO if group.cannot_serve else logging.ERROR, "%s; stopping all (see its log "
+                        "above)", failure)
                 break
         return group.stop()
     finally:

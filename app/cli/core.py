@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def _fail(exc: Exception, as_json: bool) -> None:
 
 
 class _Seedgrid(click.Group):
-    """Known failures (settings, Redis, database, checkpoints, files) print one line, not a traceback."""
+    """Known failures (settings, Redis, database, checkpoints, files) print one line, not a traceback
+    (with -v, the traceback too)."""
 
     def invoke(self, ctx):
         from app.explain import explain
@@ -51,6 +53,10 @@ class _Seedgrid(click.Group):
             line = explain(exc)
             if line is None:
                 raise
+            if ctx.params.get("verbose"):
+                import traceback
+
+                traceback.print_exc()
             raise click.ClickException(line) from None
 
 
@@ -59,6 +65,10 @@ class _Seedgrid(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="log at DEBUG level")
 def main(verbose: bool) -> None:
     """Seedgrid: a verified generation grid on Celery."""
+    if verbose:  # the worker processes it starts show a known failure's traceback too
+        from app.explain import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -141,11 +151,19 @@ def models_build_dev(names: tuple[str, ...], force: bool, random_: bool) -> None
         for name, copied in build_dev_text(settings, force=force).items():
             click.echo(f"{name:16} {'built' if copied else 'up to date':10} {'trained':8} "
                        f"{dev_text_folder(settings, name)}")
-    for name in [n for n in names if n not in text] if names else SERVED_MODELS:
-        try:
-            built = build_dev_checkpoint(settings, name, force=force, random=random_)
-        except InvalidRequest as exc:
-            raise click.ClickException(str(exc)) from None
+    from app.progress import steps
+
+    todo = [n for n in names if n not in text] if names else list(SERVED_MODELS)
+    done = []
+    with steps(len(todo), f"{len(todo)} dev checkpoints") as step:
+        for name in todo:
+            step(f"building {name}")
+            try:
+                built = build_dev_checkpoint(settings, name, force=force, random=random_)
+            except InvalidRequest as exc:
+                raise click.ClickException(str(exc)) from None
+            done.append((name, built))
+    for name, built in done:
         spec = served_spec(name)
         kind = weights_kind(spec, random_).split(":")[0]
         click.echo(f"{name:16} {'built' if built else 'up to date':10} {kind:8} {dev_checkpoint_path(settings, name)}")
@@ -392,9 +410,12 @@ def calibrate(models: str | None, challenges: int, sizes: str, out: Path | None,
                 raise ValueError(f"{name!r} is not served here")
         except ValueError as exc:
             raise click.BadParameter(f"{exc}; choose from {', '.join(served)}", param_hint="--models") from None
+    from app.progress import steps
+
     try:
-        doc = run(names, challenges, settings, log=click.echo,
-                  sizes=("local", "default") if sizes == "both" else (sizes,), work=work_dir)
+        with steps(len(names) * challenges, f"{len(names) * challenges} challenges measured") as step:
+            doc = run(names, challenges, settings, log=click.echo,
+                      sizes=("local", "default") if sizes == "both" else (sizes,), work=work_dir, progress=step)
     except ValueError as exc:  # a work folder of another plan
         raise click.BadParameter(str(exc), param_hint="--work-dir") from None
     target = out or settings.state_path / "calibration.json"

@@ -286,9 +286,9 @@ def validator_dashboard(host: str, port: int) -> None:
 @validator.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def validator_status(as_json: bool) -> None:
-    """The leaderboard: uid, model, tier, rates, score, weight."""
+    """The leaderboard: uid, model, tier, rates (this interval's / the last completed one's), score, weight."""
     from app.bootstrap import prepare_database
-    from app.validator.views import leaderboard
+    from app.validator.views import leaderboard, rates
 
     settings = _settings()
     prepare_database(settings)
@@ -296,11 +296,12 @@ def validator_status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows))
         return
-    click.echo(f"{'uid':>4} {'model':16} {'tier':12} {'req':>7} {'valid':>7} {'score':>8} {'weight':>8}  hotkey")
+    click.echo(f"{'uid':>4} {'model':16} {'tier':12} {'req now / last':>15} {'valid now / last':>16} "
+               f"{'score':>8} {'weight':>8}  hotkey")
     for r in rows:
-        rate = lambda v: "   -   " if v is None else f"{v:7.1%}"  # noqa: E731
-        click.echo(f"{r['uid']:4d} {r['model'] or '-':16} {r['tier']:12} {rate(r['request_rate'])} "
-                   f"{rate(r['validation_rate'])} {r['score']:8.4f} {r['weight']:8.4f}  {r['hotkey']}")
+        req, valid = rates(r, lambda v: "-" if v is None else f"{v:.1%}")
+        click.echo(f"{r['uid']:4d} {r['model'] or '-':16} {r['tier']:12} {req:>15} {valid:>16} "
+                   f"{r['score']:8.4f} {r['weight']:8.4f}  {r['hotkey']}")
 
 
 @worker.command("io")

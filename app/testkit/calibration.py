@@ -283,14 +283,15 @@ def threshold_between(honest_max: float, cheat_min: float) -> float:
 
 def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = print, sizes=SIZES,
               envs: dict[str, dict] = HONEST_ENVS, reduced_every: int = REDUCED_EVERY,
-              work: Path | None = None) -> dict:
+              work: Path | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """Measure every calibration row in `models` (a model type, or "Model/pipeline" for another of its
     pipelines, `targets`); returns the calibration document.
 
     reduced_every: the reduced-precision cheat on every such challenge (its cost on a CPU).
     work: a folder kept between runs; each honest output and each challenge's distances are
     saved there as they are made, so a stopped run resumes where it was (the TextToVideo
-    default size takes hours on a 2-core CPU); "seconds" then adds up every run's."""
+    default size takes hours on a 2-core CPU); "seconds" then adds up every run's.
+    progress: told what is measured next, once per challenge (a progress display's step)."""
     t0 = time.time()
     spent = float((Path(work) / "seconds").read_text()) if work is not None and (Path(work) / "seconds").exists() \
         else 0.0
@@ -313,6 +314,8 @@ def calibrate(models: list[str], n: int, settings, log: Callable[[str], None] = 
         cheats: dict[str, list[float]] = {}
         encoder: dict[str, list[float]] = {}
         for i, req in enumerate(plan[target]):
+            if progress is not None:
+                progress(f"{target}: challenge {i + 1} of {len(plan[target])}")
             saved = Path(work) / "measured" / f"{target.replace('/', '-')}-{i}.json" if work is not None else None
             one = _measure_or_load(gen, req, i, {name: honest_outputs[name][index] for name in envs}, reduced_every,
                                    saved)

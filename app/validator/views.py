@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import storage
 from app.db import session_scope
@@ -16,17 +16,32 @@ __all__ = ["leaderboard", "organic", "gallery", "history", "last_weights", "rece
 
 
 def leaderboard(settings) -> list[dict]:
+    """One row per miner: the current interval's rates, and the last completed interval's (its
+    rollover's record in tier_history), which stay visible while a new interval has no outcome yet."""
     with session_scope(settings.sqlalchemy_url) as s:
+        latest = select(TierChange.hotkey, func.max(TierChange.epoch).label("epoch")).group_by(TierChange.hotkey) \
+            .subquery()
+        last = {t.hotkey: t for t in s.scalars(select(TierChange).join(
+            latest, (TierChange.hotkey == latest.c.hotkey) & (TierChange.epoch == latest.c.epoch)))}
         rows = []
         for m in s.scalars(select(MinerState).order_by(MinerState.score.desc(), MinerState.uid)):
             checked = m.interval_verified + m.interval_failed
+            previous = last.get(m.hotkey)
             rows.append({
                 "uid": m.uid, "hotkey": m.hotkey, "model": m.model, "tier": m.tier, "score": m.score,
                 "weight": m.last_weight, "reachable": m.reachable, "total_successes": m.total_successes,
                 "request_rate": m.interval_request_successes / m.interval_attempts if m.interval_attempts else None,
                 "validation_rate": m.interval_verified / checked if checked else None,
+                "last_epoch": previous.epoch if previous else None,
+                "last_request_rate": previous.request_rate if previous else None,
+                "last_validation_rate": previous.validation_rate if previous else None,
             })
         return rows
+
+
+def rates(row: dict, pct) -> tuple[str, str]:
+    """(requests, validation) as a leaderboard shows them: this interval's / the last completed one's."""
+    return tuple(f"{pct(row[k])} / {pct(row['last_' + k])}" for k in ("request_rate", "validation_rate"))
 
 
 def artifact_name(path: str | None) -> str | None:

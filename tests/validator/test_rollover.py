@@ -93,6 +93,34 @@ def test_rollover_resets_intervals_and_keeps_totals(url):
         assert (change.from_tier, change.to_tier, change.request_rate) == ("Bronze", "Silver", 1.0)
 
 
+def test_the_last_intervals_rates_stay_visible_after_a_rollover(url, tmp_path):
+    """Right after a rollover the current interval has no outcome yet ("-"); the leaderboard, in
+    `seedgrid validator status` and its JSON (the dashboard's and the terminal view's source), shows
+    the interval just completed beside it."""
+    import json
+    import os
+    import subprocess
+
+    from ..helpers.commands import SEEDGRID
+
+    seed_db(url)
+    with session_scope(url) as s:
+        m = s.get(MinerState, "hk1")
+        m.interval_attempts, m.interval_request_successes, m.interval_verified, m.interval_failed = 10, 8, 6, 2
+    roll(url, 3, [])
+    env = {**os.environ, "SEEDGRID_DATABASE_URL": url, "SEEDGRID_STATE_DIR": str(tmp_path / "state")}
+    shown = subprocess.run([SEEDGRID, "validator", "status", "--json"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    row = next(r for r in json.loads(shown.stdout) if r["hotkey"] == "hk1")
+    assert (row["request_rate"], row["validation_rate"]) == (None, None), "a new interval: nothing yet"
+    assert (row["last_epoch"], row["last_request_rate"], row["last_validation_rate"]) == (3, 0.8, 0.75)
+    table = subprocess.run([SEEDGRID, "validator", "status"], env=env, capture_output=True, text=True, timeout=60)
+    line = next(ln for ln in table.stdout.splitlines() if ln.rstrip().endswith("hk1"))
+    assert "- / 80.0%" in line and "- / 75.0%" in line, table.stdout
+    assert "now / last" in table.stdout.splitlines()[0]
+
+
 def test_a_miner_that_left_the_subnet_is_forgotten_and_its_late_answer_counts_nowhere(url):
     response_id = seed_db(url)
     with session_scope(url) as s:

@@ -143,7 +143,7 @@ class _Stop(Exception):
 
 
 @dataclass
-class _Prefix:
+class Preparation:
     """What the pipeline prepared for its steps, taken at its first UNet call."""
     latent: object  # leaf 0, as prepare_latents returned it
     generator_state: object  # the CPU generator after the initial draws (ancestral replays go on from it)
@@ -155,15 +155,17 @@ class _Prefix:
         return _numpy(self.latent)
 
 
-def prepare(engine, request: GenerationRequest) -> _Prefix:
+def prepare(engine, request: GenerationRequest) -> Preparation:
     """The request's preparation, for a caller that re-runs several steps of one run (`replay_step`'s
-    `prefix`) and compares leaf 0 (`prefix.latent`)."""
+    `prefix`) and compares leaf 0 (`leaf0()`)."""
     _require(engine, request)
     return _prefix(engine, request)
 
 
-def _prefix(engine, request: GenerationRequest) -> _Prefix:
-    """Run the request's pipeline up to its first UNet call and keep what it prepared (see the module doc)."""
+def _prefix(engine, request: GenerationRequest) -> Preparation:
+    """Run the request's pipeline up to its first UNet call and keep what it prepared (see the module doc).
+    It swaps the pipeline's prepare_latents and its UNet's (and ControlNet's) forward for the call, so
+    an engine serves one caller at a time here, as the GPU workers' solo pool does."""
     import torch
 
     pipe = engine.pipe_for(request)
@@ -209,7 +211,7 @@ def _prefix(engine, request: GenerationRequest) -> _Prefix:
         if seen["control"].get("guess_mode"):
             raise InvalidRequest("control", "a ControlNet in guess mode has no trajectory replay")
         control_kwargs = {"controlnet_cond": seen["control"]["controlnet_cond"]}
-    return _Prefix(latent, seen["generator"], unet_kwargs, seen["batch"] == 2 * latent.shape[0], control_kwargs)
+    return Preparation(latent, seen["generator"], unet_kwargs, seen["batch"] == 2 * latent.shape[0], control_kwargs)
 
 
 def begin_index(request: GenerationRequest) -> int:
@@ -269,7 +271,7 @@ def _from_batch(x, like, video: bool):
 
 
 def replay_step(engine, request: GenerationRequest, index: int, latent: np.ndarray, state: dict,
-                prefix: _Prefix | None = None) -> np.ndarray:
+                prefix: Preparation | None = None) -> np.ndarray:
     """Step `index` alone, from its opened latent and scheduler state: the latent after it
     (`prefix`: the request's preparation, when the caller re-runs several steps of one run)."""
     import torch
