@@ -24,8 +24,7 @@ def prepare_redis(settings: Settings) -> RedisHandle:
 
 def prepare_database(settings: Settings) -> None:
     """Migrate the embedded SQLite database; check that an external one is at head."""
-    from alembic.script import ScriptDirectory
-
+    # app.migrations before alembic's own modules: it quiets their import-time INFO lines
     from app import migrations
 
     url = settings.sqlalchemy_url
@@ -33,6 +32,8 @@ def prepare_database(settings: Settings) -> None:
         with file_lock(settings.state_path / "migrate.lock"):  # several local processes start at once
             migrations.upgrade(url)
         return
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(migrations.alembic_config(url)).get_current_head()
     current = migrations.current(url)
     if current != head:

@@ -7,6 +7,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _quiet_alembic() -> None:
+    """Alembic logs its plugins' set-up at INFO when first imported: noise in a worker's log, and lines
+    before a known failure's one line. Its warnings stay; `seedgrid -v` (DEBUG) shows everything."""
+    import logging
+
+    quiet = logging.getLogger("alembic")
+    if not quiet.isEnabledFor(logging.DEBUG):
+        quiet.setLevel(logging.WARNING)
+
+
+_quiet_alembic()
+
+
 def alembic_config(url: str):
     from alembic.config import Config
 

@@ -10,7 +10,9 @@ from typing import Callable, Iterator
 
 @contextmanager
 def steps(total: int, description: str, console=None) -> Iterator[Callable[[str], None]]:
-    """A bar of `total` steps; yields `step(what)`: mark the previous step done and show `what` next."""
+    """A bar of `total` steps; yields `step(what)`: mark the previous step done and show `what` next
+    (on stderr unless a console is given: a command's own output stays parseable)."""
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         Progress,
@@ -19,6 +21,7 @@ def steps(total: int, description: str, console=None) -> Iterator[Callable[[str]
         TimeElapsedColumn,
     )
 
+    console = console or Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as progress:
         task = progress.add_task(description, total=total)
