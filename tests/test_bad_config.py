@@ -123,3 +123,21 @@ def test_a_missing_wallet_and_a_database_behind_the_code_are_one_line(tmp_path):
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr[-2000:]
     assert "revision 0005" in lines[0] and "seedgrid db upgrade" in lines[0], lines[0]
+
+
+def test_a_busy_port_is_one_line_for_every_service(tmp_path):
+    """The gateway, the dashboard and a miner's API (before it announces the port) name the port and
+    the option to change it, in one line."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = str(s.getsockname()[1])
+        env = {"SEEDGRID_STATE_DIR": str(tmp_path)}
+        for args in (["gateway", "serve", "--port", busy], ["validator", "dashboard", "--port", busy],
+                     ["miner", "serve", "--model", "RealisticVision", "--wallet", "w", "--hotkey", "h", "--port", busy]):
+            p = seedgrid(*args, env=env)
+            lines = p.stderr.strip().splitlines()
+            assert p.returncode == 1 and len(lines) == 1 and "Traceback" not in p.stderr, (args, p.stderr[-2000:])
+            assert f"port {busy}" in lines[0] and "--port" in lines[0], (args, lines[0])

@@ -30,6 +30,19 @@ def _settings():
         raise click.ClickException(explain(exc)) from None
 
 
+def require_port(host: str, port: int, flag: str = "--port") -> None:
+    """A service's port, checked before it starts (and before a miner announces it): one line when it is taken."""
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(f"port {port} on {host} cannot be used ({exc.strerror or exc}); stop what "
+                                       f"holds it, or choose another with {flag}") from None
+
+
 def _fail(exc: Exception, as_json: bool) -> None:
     if as_json:
         body = exc.to_dict() if isinstance(exc, InvalidRequest) else {"error": type(exc).__name__, "detail": str(exc)}

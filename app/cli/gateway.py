@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from app.cli.conditioning import conditioning_fields, conditioning_options
-from app.cli.core import _settings, main
+from app.cli.core import _settings, main, require_port
 
 DEFAULT_RATE = 60  # jobs a minute per key unless --rate says otherwise
 DEFAULT_DAILY = 10_000  # jobs a UTC day per key unless --daily says otherwise
@@ -41,6 +41,7 @@ def gateway_serve(host: str | None, port: int | None) -> None:
     handle = prepare_redis(settings)
     prepare_database(settings)
     host, port = host or settings.gateway_host, port or settings.gateway_port
+    require_port(host, port)
     app_ = create_gateway_app(settings=settings, sessions=partial(session_scope, settings.sqlalchemy_url),
                               redis_client=redis_lib.Redis.from_url(handle.url),
                               tiers=tier_table(settings.tier_table), enqueue=enqueue)

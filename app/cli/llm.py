@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from app.cli.core import _settings, main
+from app.cli.core import _settings, main, require_port
 
 DEFAULT_PORT = 8300
 
@@ -52,6 +52,7 @@ def llm_serve(model: str, folder: Path | None, host: str, port: int) -> None:
         lm = LanguageModel(folder, threads=settings.threads, name=model)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
+    require_port(host, port)
     app_ = create_llm_app(lm, max_body_bytes=settings.max_body_bytes, body_timeout=settings.body_read_timeout)
     click.echo(f"text server for {model} ({folder}) on http://{host}:{port}/v1")
     uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False)

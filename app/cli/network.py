@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from app.cli.core import _settings, _validator_role, main, worker
+from app.cli.core import _settings, _validator_role, main, require_port, worker
 from app.protocol.catalogue import Payload, get_spec
 from app.protocol.errors import CheckpointError, InvalidRequest
 
@@ -196,6 +196,7 @@ def miner_serve(model: str, wallet_name: str, hotkey: str, host: str, port: int,
         if cheat not in Cheat.strategies + TRAJECTORY_CHEATS:
             raise click.BadParameter(f"unknown strategy {cheat!r}; choose one of "
                                      f"{', '.join(Cheat.strategies + TRAJECTORY_CHEATS)}", param_hint="--cheat")
+    require_port(host, port)  # before its axon is announced at that port
     try:
         w = load_wallet(settings.wallets_dir, wallet_name, hotkey)
         handle = prepare_redis(settings)
@@ -277,6 +278,7 @@ def validator_dashboard(host: str, port: int) -> None:
     from app.validator.dashboard import create_dashboard_app
 
     settings = _settings()
+    require_port(host, port)
     prepare_database(settings)
     click.echo(f"dashboard on http://{host}:{port}")
     uvicorn.run(create_dashboard_app(settings, open_chain(settings)), host=host, port=port, log_level="warning",
