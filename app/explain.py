@@ -96,7 +96,7 @@ def run_entry_point(main: Callable[[], int]) -> int:
     -v or --verbose among the process's arguments, its traceback first)."""
     try:
         return main()
-    except Exception as exc:  # noqa: BLE001: unknown failures are re-raised below
+    except Exception as exc:  # noqa: BLE001 (unknown failures are re-raised below)
         line = explain(exc)
         if line is None:
             raise

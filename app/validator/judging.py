@@ -100,7 +100,7 @@ def verify_response(v: Validator, response_id: int) -> str | Dispute | None:
         root = response.trajectory_root
         threshold = threshold_for(model, v.settings, reference_env=challenge.reproduction_env,
                                   miner_env=response.environment, pipeline=request.get("pipeline")) \
-            if get_spec(model).payload is Payload.DIFFUSION else None  # the others have no pixel threshold
+            if get_spec(model).payload is Payload.DIFFUSION and not by_trajectory else None  # no pixel comparison
     spec = get_spec(model)
     if by_trajectory:
         if not root:

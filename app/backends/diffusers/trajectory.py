@@ -28,7 +28,9 @@ UNet.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -43,6 +45,9 @@ from app.verification.trajectory import (
     proof,
     replayable,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 NORMS = "decoder_norms"  # the final leaf's: every decoder GroupNorm's (mean, variance) per group
 STATE_FIELDS = {"DPMSolverMultistepScheduler": ("model_outputs", "lower_order_nums")}
@@ -145,14 +150,31 @@ class _Stop(Exception):
 @dataclass
 class Preparation:
     """What the pipeline prepared for its steps, taken at its first UNet call."""
-    latent: object  # leaf 0, as prepare_latents returned it
+    latent: "torch.Tensor"  # leaf 0, as prepare_latents returned it
     generator_state: object  # the CPU generator after the initial draws (ancestral replays go on from it)
     unet_kwargs: dict  # encoder_hidden_states, timestep_cond, added_cond_kwargs, cross_attention_kwargs
     cfg: bool
-    control: dict | None  # the ControlNet call's controlnet_cond and guess_mode
+    control: dict | None  # the ControlNet call's controlnet_cond (guess mode is refused)
 
     def leaf0(self) -> np.ndarray:
         return _numpy(self.latent)
+
+
+@contextmanager
+def _on_prepared(pipe, keep: Callable[[object], None]) -> Iterator[None]:
+    """Within the block, hand every latent the pipeline's prepare_latents returns to `keep` (leaf 0)."""
+    real = pipe.prepare_latents
+
+    def prepare(*a, **kw):
+        latents = real(*a, **kw)
+        keep(latents)
+        return latents
+
+    pipe.prepare_latents = prepare
+    try:
+        yield
+    finally:
+        del pipe.prepare_latents
 
 
 def prepare(engine, request: GenerationRequest) -> Preparation:
@@ -172,14 +194,11 @@ def _prefix(engine, request: GenerationRequest) -> Preparation:
     args = engine._pipeline_args(request)
     generator = args["generator"]
     seen: dict = {}
-    real_prepare = pipe.prepare_latents
     controlnet = getattr(pipe, "controlnet", None)
     real_control = controlnet.forward if controlnet is not None else None
 
-    def prepare(*a, **kw):
-        latents = real_prepare(*a, **kw)
+    def prepared(latents) -> None:
         seen["latent"], seen["generator"] = latents.clone(), generator.get_state()
-        return latents
 
     def unet(sample, timestep, **kw):
         seen["unet"], seen["batch"] = kw, sample.shape[0]
@@ -190,17 +209,17 @@ def _prefix(engine, request: GenerationRequest) -> Preparation:
         return real_control(sample, timestep, **kw)
 
     pipe.scheduler = _scheduler(engine, request)
-    pipe.prepare_latents, pipe.unet.forward = prepare, unet
+    pipe.unet.forward = unet
     if controlnet is not None:
         controlnet.forward = control
     try:
-        with torch.inference_mode():
+        with _on_prepared(pipe, prepared), torch.inference_mode():
             pipe(**args)
         raise RuntimeError(f"{type(pipe).__name__} finished without calling its UNet")
     except _Stop:
         pass
     finally:
-        del pipe.prepare_latents, pipe.unet.forward
+        del pipe.unet.forward
         if controlnet is not None:
             del controlnet.forward
     unet_kwargs = {k: v for k, v in seen["unet"].items() if k in
@@ -242,19 +261,12 @@ def record(engine, request: GenerationRequest, *, deadline: float | None = None)
 
     pipe = engine.pipe_for(request)
     first: dict = {}
-    real_prepare = pipe.prepare_latents
 
-    def prepare(*a, **kw):
-        latents = real_prepare(*a, **kw)
+    def prepared(latents) -> None:
         first["latent"], first["state"] = _numpy(latents), _snapshot(pipe.scheduler)
-        return latents
 
-    pipe.prepare_latents = prepare
-    try:
-        with record_norms(pipe.vae.decoder) as norms:
-            out = engine.generate(request, deadline=deadline, on_step=on_step)
-    finally:
-        del pipe.prepare_latents
+    with _on_prepared(pipe, prepared), record_norms(pipe.vae.decoder) as norms:
+        out = engine.generate(request, deadline=deadline, on_step=on_step)
     if norms:
         trajectory.states[-1] = {**trajectory.states[-1], NORMS: stacked(norms)}
     return out, trajectory
