@@ -62,13 +62,14 @@ def broker(settings: Settings) -> str:
 def database(settings: Settings) -> str:
     from alembic.script import ScriptDirectory
 
+    from app.bootstrap import DatabaseNotReady
     from app.migrations import alembic_config, current
 
     at = current(settings.sqlalchemy_url)
     head = ScriptDirectory.from_config(alembic_config(settings.sqlalchemy_url)).get_current_head()
     if at != head:
-        raise RuntimeError(f"{redact_url(settings.sqlalchemy_url)} answers at migration {at}, not {head}: run "
-                           "`seedgrid db upgrade` once")
+        raise DatabaseNotReady(f"{redact_url(settings.sqlalchemy_url)} answers at migration {at or 'none'}, not {head}: run "
+                               "`seedgrid db upgrade` once")
     shared = "" if settings.database_url else ONE_HOST + "SQLite in the state folder (set SEEDGRID_DATABASE_URL " \
                                                           "to the PostgreSQL every host shares): "
     return f"{shared}{redact_url(settings.sqlalchemy_url)} answers, migrated ({at})"
@@ -112,8 +113,10 @@ def run_checks(settings: Settings, only: list[str] | None = None, timeout: float
         try:
             out.append(Check(name, True, _within(lambda fn=fn: fn(settings), timeout)))
         except Exception as exc:
-            detail = f"{type(exc).__name__}: {exc}"[:400]
-            if "SEEDGRID_" not in detail:
+            from app.explain import explain, first_line
+
+            detail = (explain(exc) or f"{type(exc).__name__}: {first_line(exc)}")[:400]
+            if "SEEDGRID_" not in detail and "`seedgrid " not in detail:  # no advice yet: the check's own
                 detail += f"; {HINTS[name]}"
             out.append(Check(name, False, detail))
     return out

@@ -16,6 +16,15 @@ from typing import Callable
 from app.settings import redact_url
 
 
+class ChildFailed(Exception):
+    """A child process this one ran stopped with its own one line (exit CANNOT_SERVE): passed on as it is."""
+
+    @classmethod
+    def from_stderr(cls, stderr: str, what: str) -> "ChildFailed":
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        return cls(f"{what}: {lines[-1].removeprefix('Error: ') if lines else 'it printed nothing'}")
+
+
 def _settings_line(exc) -> str:
     lines = []
     for e in exc.errors():
@@ -39,6 +48,8 @@ def explain(exc: BaseException) -> str | None:
 
     if isinstance(exc, ValidationError):
         return _settings_line(exc)
+    if isinstance(exc, ChildFailed):
+        return str(exc)
     if isinstance(exc, SettingsError):
         m = re.search(r'field "(\w+)"', str(exc))
         name = f"SEEDGRID_{m.group(1).upper()}" if m else "a SEEDGRID_* variable"
@@ -60,20 +71,22 @@ def explain(exc: BaseException) -> str | None:
     if isinstance(exc, redis.AuthenticationError):
         return "Redis refused the password in SEEDGRID_REDIS_URL; correct it"
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return f"Redis did not answer ({_first(exc)}); start it, or check SEEDGRID_REDIS_URL"
+        return f"Redis did not answer ({first_line(exc)}); start it, or check SEEDGRID_REDIS_URL"
+    if isinstance(exc, (sa.OperationalError, sa.ProgrammingError)) and _no_table(exc):
+        return f"{_db_url()} has no Seedgrid tables ({first_line(exc.orig or exc)}); run `seedgrid db upgrade`"
     if isinstance(exc, (sa.OperationalError, sa.InterfaceError)):
-        return f"{_db_url()} cannot be reached: {_first(exc.orig or exc)}; start it or correct the URL"
+        return f"{_db_url()} cannot be reached: {first_line(exc.orig or exc)}; start it or correct the URL"
     if isinstance(exc, (sa.ArgumentError, sa.NoSuchModuleError)):
-        return f"{_db_url()}: {_first(exc)}; correct SEEDGRID_DATABASE_URL"
+        return f"{_db_url()}: {first_line(exc)}; correct SEEDGRID_DATABASE_URL"
     if isinstance(exc, sa.DatabaseError):
-        return f"{_db_url()} answered with an error: {_first(exc.orig or exc)}"
+        return f"{_db_url()} answered with an error: {first_line(exc.orig or exc)}"
 
     try:
         from kombu.exceptions import OperationalError as BrokerError
     except ImportError:  # pragma: no cover
         BrokerError = ()  # type: ignore[assignment]
     if BrokerError and isinstance(exc, BrokerError):
-        return f"the broker did not answer ({_first(exc)}); start Redis, or check SEEDGRID_REDIS_URL"
+        return f"the broker did not answer ({first_line(exc)}); start Redis, or check SEEDGRID_REDIS_URL"
     if isinstance(exc, PermissionError):
         return (f"permission denied on {exc.filename or 'a file'}; make the state folder writable "
                 f"(SEEDGRID_STATE_DIR) or choose another")
@@ -82,7 +95,12 @@ def explain(exc: BaseException) -> str | None:
     return None
 
 
-def _first(exc: BaseException) -> str:
+def _no_table(exc) -> bool:
+    """SQLite's "no such table", PostgreSQL's undefined table (SQLSTATE 42P01)."""
+    return "no such table" in str(exc) or getattr(exc.orig, "sqlstate", None) == "42P01"
+
+
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else type(exc).__name__
 

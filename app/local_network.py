@@ -271,7 +271,20 @@ def start(settings: Settings, plan: Plan, console=None) -> Topology:
     # is up (its state says reachable from the last run) would count the refused call against it
     listening = [m["port"] for m in miners.values()] + [p for p, _ in text_servers.values()] \
         + ([provider_port] if provider_port else [])
-    group.start(first=lambda r: not validator_side(r), ready=lambda: not any(port_free(p) for p in listening))
+    from app.progress import steps
+
+    with steps(len(listening) + 1, f"{len(replicas)} processes started", console) as step:
+        step(f"starting the miners' side; waiting for {len(listening)} APIs to listen (GPU workers load first)")
+        seen: set[int] = set()
+
+        def ready() -> bool:
+            up = {p for p in listening if not port_free(p)}
+            for p in sorted(up - seen):
+                seen.add(p)
+                step(f"{len(seen)} of {len(listening)} APIs listening (port {p}); then the validator's side")
+            return len(up) == len(listening)
+
+        group.start(first=lambda r: not validator_side(r), ready=ready)
     return Topology(validator, miners, group, logs)
 
 

@@ -1,9 +1,13 @@
-"""Progress displays for the waits a person sits through (issue 15): building dev checkpoints,
-`seedgrid up` until its network is ready. Rich's live display on a terminal; elsewhere (a log
-file, CI) the final state once, so logs stay short."""
+"""Progress displays for the waits a person sits through (issue 15): building and training dev
+checkpoints, calibrations, benchmarks, `seedgrid up` until its network is ready.
+
+On a terminal, Rich's live bar, cleared when the block ends; elsewhere (a log file, CI) nothing
+while it runs. Either way one line with the final state once the block completes, and nothing
+when it fails, so that a failure stays the one line that says what happened."""
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -22,32 +26,18 @@ def steps(total: int, description: str, console=None) -> Iterator[Callable[[str]
     )
 
     console = console or Console(stderr=True)
+    t0, done = time.monotonic(), [0]
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as progress:
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task(description, total=total)
-        started = [False]
 
         def step(what: str) -> None:
-            if started[0]:
+            if done[0]:  # the previous step is done
                 progress.advance(task)
-            started[0] = True
+            done[0] += 1
             progress.update(task, description=what)
 
         yield step
-        if started[0]:
-            progress.advance(task)
-        progress.update(task, description=description)
-
-
-@contextmanager
-def waiting(what: str, console=None) -> Iterator[None]:
-    """A spinner with `what` while the block runs (a terminal only: elsewhere one line)."""
-    from rich.console import Console
-
-    console = console or Console(stderr=True)
-    if not console.is_terminal:
-        console.print(what)
-        yield
-        return
-    with console.status(what):
-        yield
+    console.print(f"{description}: {min(done[0], total)}/{total} in {time.monotonic() - t0:.0f} s",
+                  highlight=False, markup=False)

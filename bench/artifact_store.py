@@ -98,6 +98,7 @@ def main() -> int:
     parser.add_argument("--models", default="RealisticVision,TextToVideo")
     args = parser.parse_args()
     from app.bootstrap import prepare_database
+    from app.progress import steps
 
     with tempfile.TemporaryDirectory() as tmp, s3_server() as url:
         make_bucket(url, "bench")
@@ -107,17 +108,21 @@ def main() -> int:
                       s3_access_key_id=KEY_ID, s3_secret_access_key=SECRET)
         for s in (local, s3):
             prepare_database(s)
-        print(f"{'round trip (put + get)':<40} {'local':>10} {'S3':>10} {'S3/local':>9}")
-        for name, items in samples().items():
-            size = sum(len(d) for d, _ in items)
-            a, b = round_trip(local, items, args.repeats), round_trip(s3, items, args.repeats)
-            print(f"{name + f' ({size / 1e6:.2f} MB)':<40} {a * 1000:8.1f}ms {b * 1000:8.1f}ms {b / a:8.2f}x")
-        print(f"\n{'challenge, media path end to end':<40} {'local':>10} {'S3':>10} {'S3/local':>9}")
-        for model in args.models.split(","):
-            challenge(local, model, 0)  # loads the engine once (not store time)
-            a = statistics.median(challenge(local, model, i + 1) for i in range(args.challenges))
-            b = statistics.median(challenge(s3, model, i + 1) for i in range(args.challenges))
-            print(f"{model:<40} {a * 1000:8.1f}ms {b * 1000:8.1f}ms {b / a:8.2f}x")
+        cases, models = samples(), args.models.split(",")
+        with steps(len(cases) + len(models), "round trips and challenges timed") as step:
+            print(f"{'round trip (put + get)':<40} {'local':>10} {'S3':>10} {'S3/local':>9}")
+            for name, items in cases.items():
+                step(f"round trips: {name}")
+                size = sum(len(d) for d, _ in items)
+                a, b = round_trip(local, items, args.repeats), round_trip(s3, items, args.repeats)
+                print(f"{name + f' ({size / 1e6:.2f} MB)':<40} {a * 1000:8.1f}ms {b * 1000:8.1f}ms {b / a:8.2f}x")
+            print(f"\n{'challenge, media path end to end':<40} {'local':>10} {'S3':>10} {'S3/local':>9}")
+            for model in models:
+                step(f"challenges: {model}")
+                challenge(local, model, 0)  # loads the engine once (not store time)
+                a = statistics.median(challenge(local, model, i + 1) for i in range(args.challenges))
+                b = statistics.median(challenge(s3, model, i + 1) for i in range(args.challenges))
+                print(f"{model:<40} {a * 1000:8.1f}ms {b * 1000:8.1f}ms {b / a:8.2f}x")
     return 0
 
 

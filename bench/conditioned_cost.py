@@ -37,6 +37,7 @@ def main() -> int:
     from PIL import Image
 
     from app.generation.service import get_engine
+    from app.progress import steps
     from app.protocol.request import Control, parse_request
 
     settings = get_settings()
@@ -57,12 +58,15 @@ def main() -> int:
             variants[f"controlnet {control_type}"] = dataclasses.replace(
                 base, pipeline="controlnet", control=Control(type=control_type, image=image))
         times: dict[str, list[float]] = {name: [] for name in variants}
-        for i in range(args.rounds + 1):  # the first round loads the derived pipelines: not counted
-            for name, req in variants.items():
-                t0 = time.perf_counter()
-                engine.generate(req)
-                if i:
-                    times[name].append((time.perf_counter() - t0) * 1000)
+        runs = (args.rounds + 1) * len(variants)
+        with steps(runs, f"{model}: {runs} generations timed") as step:
+            for i in range(args.rounds + 1):  # the first round loads the derived pipelines: not counted
+                for name, req in variants.items():
+                    step(f"{model}: round {i} of {args.rounds}, {name}" + (" (warm-up)" if not i else ""))
+                    t0 = time.perf_counter()
+                    engine.generate(req)
+                    if i:
+                        times[name].append((time.perf_counter() - t0) * 1000)
         reference = statistics.median(times["txt2img"])
         print(f"{model} at {size}x{size}, {args.steps} steps, {args.rounds} rounds (median ms, ratio to txt2img):")
         for name, values in times.items():

@@ -52,6 +52,7 @@ def engines(model: str, weights: Path | None, tmp: Path):
 
 def main() -> int:
     from app.backends.diffusers.determinism import configure
+    from app.progress import steps
     from app.protocol.request import parse_request
     from app.verification.fingerprint import similarity
 
@@ -62,8 +63,11 @@ def main() -> int:
     parser.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG here")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    with tempfile.TemporaryDirectory() as tmp, steps(len(models) * (args.seeds + 1),
+                                                      f"{len(models)} model types measured") as step:
+        for model in models:
+            step(f"{model}: loading")
             spec, engine, one_thread = engines(model, args.weights, Path(tmp))
             params = {**LOCAL_CHALLENGES[model], "guidance": 7.5}
             dist: dict[str, list[float]] = {k: [] for k in ("prompt", "guidance", "one_step_fewer", "scheduler",
@@ -75,6 +79,7 @@ def main() -> int:
                 return engine.render(parse_request(raw))[0]
 
             for s in range(args.seeds):
+                step(f"{model}: seed {s + 1} of {args.seeds}")
                 a, b = PROMPTS[s % len(PROMPTS)]
                 seed = 4200 + s
                 base = run(a, seed)

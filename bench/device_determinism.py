@@ -170,11 +170,17 @@ def main() -> int:
     repeated = [r for r in reqs if r.get("repeat")]
     measured: dict = {"reference_environment": None, "pairs": {}}
     samples: list = []
-    with tempfile.TemporaryDirectory() as tmp:
+    from app.progress import steps
+
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    with tempfile.TemporaryDirectory() as tmp, steps(1 + 2 * len(dtypes), "generation processes run") as step:
+        step(f"cpu float32 (the reference): {len(reqs)} requests")
         ref, reference = run_process("cpu", "float32", reqs, Path(tmp), "cpu-float32-reference")
         ref_env = measured["reference_environment"] = ref["environment"]
-        for dtype in [d.strip() for d in args.dtypes.split(",") if d.strip()]:
+        for dtype in dtypes:
+            step(f"{args.device} {dtype}: {len(reqs)} requests")
             a, pixels = run_process(args.device, dtype, reqs, Path(tmp), f"{args.device}-{dtype}-a")
+            step(f"{args.device} {dtype} again, in another process: {len(repeated)} requests")
             b, _ = run_process(args.device, dtype, repeated, Path(tmp), f"{args.device}-{dtype}-b")
             env = a["environment"]
             pair = pair_key(kind_of(ref_env), kind_of(env))

@@ -309,9 +309,11 @@ def gateway_auth(key: str, headers: dict) -> dict:
     return {**headers, "Authorization": value} if value else headers
 
 
-def run(cases: list, target: str, prepare, concurrency: int) -> dict:
+def run(cases: list, target: str, prepare, concurrency: int, api: str) -> dict:
     """Send every case (prepare(case) -> (method, path, body, headers)); statuses, 5xx, drops, latencies."""
     import httpx
+
+    from app.progress import steps
 
     statuses: Counter = Counter()
     out = {"statuses": statuses, "server_errors": [], "dropped": [], "latencies": []}
@@ -319,6 +321,8 @@ def run(cases: list, target: str, prepare, concurrency: int) -> dict:
     local = threading.local()
 
     def send(c) -> None:
+        with lock:
+            step(f"{api}: at concurrency {concurrency}")
         method, path, body, headers = prepare(c)
         http = getattr(local, "http", None) or httpx.Client(timeout=180)
         local.http = http
@@ -343,7 +347,7 @@ def run(cases: list, target: str, prepare, concurrency: int) -> dict:
             http.get(target + "/healthz")
             health.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
+    with ThreadPoolExecutor(concurrency) as pool, steps(len(cases), f"{api}: {len(cases)} requests sent") as step:
         list(pool.map(send, cases))
     out["elapsed"], out["health"] = time.perf_counter() - t0, health
     return out
@@ -380,7 +384,7 @@ def main() -> int:
             rng = random.Random(args.seed)
             cases = [case(rng) for _ in range(args.requests)]
             ok &= report("miner API", args.requests, args.concurrency, args.seed,
-                         run(cases, m.url, signing(m.validator, m.hotkey), args.concurrency))
+                         run(cases, m.url, signing(m.validator, m.hotkey), args.concurrency, "miner API"))
     if "gateway" in apis:
 
         os.environ["SEEDGRID_TOTAL_VOLUME"] = VOLUME["gateway"]
@@ -389,18 +393,18 @@ def main() -> int:
             cases = [gateway_case(rng) for _ in range(args.requests)]
             ok &= report("gateway", args.requests, args.concurrency, args.seed,
                          run(cases, g.url, lambda c: (c[0], c[1], c[2], gateway_auth(g.key, dict(c[3]))),
-                             args.concurrency))
+                             args.concurrency, "gateway"))
     if "text" in apis:
         os.environ["SEEDGRID_TOTAL_VOLUME"] = VOLUME["miner"]
         with text_miner_under_test("fuzztext") as t:
             rng = random.Random(args.seed)
             cases = [text_miner_case(rng) for _ in range(args.requests)]
             ok &= report("text miner API", args.requests, args.concurrency, args.seed,
-                         run(cases, t.url, signing(t.validator, t.hotkey), args.concurrency))
+                         run(cases, t.url, signing(t.validator, t.hotkey), args.concurrency, "text miner API"))
             rng = random.Random(args.seed)
             cases = [text_server_case(rng) for _ in range(args.requests)]
             ok &= report("text server", args.requests, args.concurrency, args.seed,
-                         run(cases, t.llm_url, lambda c: c, args.concurrency))
+                         run(cases, t.llm_url, lambda c: c, args.concurrency, "text server"))
     return 0 if ok else 1
 
 

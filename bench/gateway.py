@@ -94,6 +94,7 @@ def main() -> int:
 
     import httpx
 
+    from app.progress import steps
     from app.protocol.client import MinerClient, MinerError
 
     with gateway_under_test("gwbench", extra_miners=2, miner_cpus=miner_cpus, validator_cpus=validator_cpus) as g:
@@ -115,109 +116,116 @@ def main() -> int:
                         raise
                     time.sleep(0.05)
 
-        stages: dict[str, list[float]] = {name: [] for name in STAGES}
+        with steps(3 + args.rounds + 3 - args.hosts_apart + 1, "gateway bench: latency, throughput, failover") as step:
+            stages: dict[str, list[float]] = {name: [] for name in STAGES}
 
-        overhead: list[float] = []  # each timed job's time less its own miner call
+            overhead: list[float] = []  # each timed job's time less its own miner call
 
-        def through(i: int, _k: int = 0, *, timed: bool = False) -> None:
-            sent = time.time()
-            job = gw.post("/v1/jobs?wait=60", json={**REQUEST, "seed": i}).json()
-            if job.get("status") != "done":
-                raise RuntimeError(f"job not done: {job}")
-            if timed:
-                received = time.time()
-                for name, ms in stage_times(job, sent, received).items():
-                    stages[name].append(ms)
-                overhead.append((received - sent) * 1000 - stages["miner"][-1])
+            def through(i: int, _k: int = 0, *, timed: bool = False) -> None:
+                sent = time.time()
+                job = gw.post("/v1/jobs?wait=60", json={**REQUEST, "seed": i}).json()
+                if job.get("status") != "done":
+                    raise RuntimeError(f"job not done: {job}")
+                if timed:
+                    received = time.time()
+                    for name, ms in stage_times(job, sent, received).items():
+                        stages[name].append(ms)
+                    overhead.append((received - sent) * 1000 - stages["miner"][-1])
 
-        for i in range(3):  # warm-up: engines loaded, connections open
-            direct(i)
-            through(i)
-        times: dict[str, list[float]] = {"direct": [], "gateway": []}
-        for i in range(args.rounds):
-            for name, call in (("direct", direct), ("gateway", lambda n: through(n, timed=True))):
-                t0 = time.perf_counter()
-                call(1000 + i)
-                times[name].append((time.perf_counter() - t0) * 1000)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"latency, {args.rounds} rounds alternating: direct {med['direct']:.1f} ms | "
-              f"gateway {med['gateway']:.1f} ms (median)")
-        print("  where a gateway job's time goes (median ms): " + " | ".join(
-            f"{name} {statistics.median(v):.1f}" for name, v in stages.items()))
+            for i in range(3):  # warm-up: engines loaded, connections open
+                step(f"warm-up {i + 1} of 3")
+                direct(i)
+                through(i)
+            times: dict[str, list[float]] = {"direct": [], "gateway": []}
+            for i in range(args.rounds):
+                step(f"latency: round {i + 1} of {args.rounds}")
+                for name, call in (("direct", direct), ("gateway", lambda n: through(n, timed=True))):
+                    t0 = time.perf_counter()
+                    call(1000 + i)
+                    times[name].append((time.perf_counter() - t0) * 1000)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            print(f"latency, {args.rounds} rounds alternating: direct {med['direct']:.1f} ms | "
+                  f"gateway {med['gateway']:.1f} ms (median)")
+            print("  where a gateway job's time goes (median ms): " + " | ".join(
+                f"{name} {statistics.median(v):.1f}" for name, v in stages.items()))
 
-        import psutil
+            import psutil
 
-        validator_side = [psutil.Process(p.pid) for p in g.services.values()]
+            validator_side = [psutil.Process(p.pid) for p in g.services.values()]
 
-        def cpu_s() -> float:  # what the gateway and the I/O worker spent, both on this machine's cores
-            return sum(p.cpu_times().user + p.cpu_times().system for p in validator_side)
+            def cpu_s() -> float:  # what the gateway and the I/O worker spent, both on this machine's cores
+                return sum(p.cpu_times().user + p.cpu_times().system for p in validator_side)
 
-        cpu_per_job: list[float] = []
+            cpu_per_job: list[float] = []
 
-        def throughput(call) -> float:
-            done, stop, lock = [0], time.monotonic() + args.seconds, threading.Lock()
-            cpu0 = cpu_s()
+            def throughput(call) -> float:
+                done, stop, lock = [0], time.monotonic() + args.seconds, threading.Lock()
+                cpu0 = cpu_s()
 
-            def loop(k: int) -> None:
-                n = 0
-                while time.monotonic() < stop:
-                    call(k * 100_000 + n, k)
-                    n += 1
-                    with lock:
-                        done[0] += 1
+                def loop(k: int) -> None:
+                    n = 0
+                    while time.monotonic() < stop:
+                        call(k * 100_000 + n, k)
+                        n += 1
+                        with lock:
+                            done[0] += 1
 
-            t0 = time.monotonic()
-            with ThreadPoolExecutor(args.clients) as pool:
-                list(pool.map(loop, range(args.clients)))
-            cpu_per_job.append((cpu_s() - cpu0) / max(done[0], 1) * 1000)
-            return done[0] / (time.monotonic() - t0)
+                t0 = time.monotonic()
+                with ThreadPoolExecutor(args.clients) as pool:
+                    list(pool.map(loop, range(args.clients)))
+                cpu_per_job.append((cpu_s() - cpu0) / max(done[0], 1) * 1000)
+                return done[0] / (time.monotonic() - t0)
 
-        direct_rate = throughput(lambda i, k: direct(i, g.miners[k % len(g.miners)]))
-        gateway_rate = throughput(through)
-        apart_rate = None
-        if not args.hosts_apart:
-            for p in validator_side:  # the miners' cores first, as when the validator runs on its own host
-                p.nice(19)
-            apart_rate = throughput(through)
-            for p in validator_side:
-                try:
-                    p.nice(0)
-                except psutil.AccessDenied:  # only root may raise a priority again; the failover run is slower
-                    pass
-        print(f"throughput, {args.clients} clients over {len(g.miners)} miners for {args.seconds:g} s: direct "
-              f"{direct_rate:.2f} jobs/s | gateway {gateway_rate:.2f} jobs/s | ratio {gateway_rate / direct_rate:.2f}")
-        if apart_rate is not None:
-            print(f"  the validator's processes at nice 19 (this machine's cores go to the miners first): gateway "
-                  f"{apart_rate:.2f} jobs/s | ratio {apart_rate / direct_rate:.2f}")
-        print(f"  CPU of the gateway and the I/O worker: {cpu_per_job[1]:.1f} ms per gateway job (idle while direct: "
-              f"{cpu_per_job[0]:.1f} ms per job); on one machine it is taken from the GPU worker's cores")
+            step(f"throughput: {args.clients} clients straight to the miners for {args.seconds:g} s")
+            direct_rate = throughput(lambda i, k: direct(i, g.miners[k % len(g.miners)]))
+            step(f"throughput: {args.clients} clients through the gateway for {args.seconds:g} s")
+            gateway_rate = throughput(through)
+            apart_rate = None
+            if not args.hosts_apart:
+                step(f"throughput: through the gateway, its processes at nice 19, for {args.seconds:g} s")
+                for p in validator_side:  # the miners' cores first, as when the validator runs on its own host
+                    p.nice(19)
+                apart_rate = throughput(through)
+                for p in validator_side:
+                    try:
+                        p.nice(0)
+                    except psutil.AccessDenied:  # only root may raise a priority again; the failover run is slower
+                        pass
+            print(f"throughput, {args.clients} clients over {len(g.miners)} miners for {args.seconds:g} s: direct "
+                  f"{direct_rate:.2f} jobs/s | gateway {gateway_rate:.2f} jobs/s | ratio {gateway_rate / direct_rate:.2f}")
+            if apart_rate is not None:
+                print(f"  the validator's processes at nice 19 (this machine's cores go to the miners first): gateway "
+                      f"{apart_rate:.2f} jobs/s | ratio {apart_rate / direct_rate:.2f}")
+            print(f"  CPU of the gateway and the I/O worker: {cpu_per_job[1]:.1f} ms per gateway job (idle while direct: "
+                  f"{cpu_per_job[0]:.1f} ms per job); on one machine it is taken from the GPU worker's cores")
 
-        from app.config import get_settings
-        from app.db import session_scope
-        from app.models import MinerState
+            from app.config import get_settings
+            from app.db import session_scope
+            from app.models import MinerState
 
-        with session_scope(get_settings().sqlalchemy_url) as s:  # the job goes to a miner this bench can kill
-            s.get(MinerState, g.miners[0]["hotkey"]).reachable = False
-        slow = {**REQUEST, "params": {"steps": 8, "width": 512, "height": 512}}
-        job = gw.post("/v1/jobs", json=slow).json()
-        victim, deadline = None, time.monotonic() + 60
-        while victim is None and time.monotonic() < deadline:
-            attempts = gw.get(f"/v1/jobs/{job['id']}").json()["attempts"]
-            sent = [a for a in attempts if a["status"] in ("pending", "sent")]
-            if sent:
-                victim = next((m for i, m in enumerate(g.miners) if i == sent[0]["miner_uid"]), None)
-            time.sleep(0.05)
-        if victim is None:
-            print("failover: the job was never sent to a miner within 60 s")
-        else:
-            victim["process"].kill()
-            killed = time.monotonic()
-            while gw.get(f"/v1/jobs/{job['id']}").json()["status"] not in ("done", "failed"):
+            step("failover: a job's miner killed mid-job")
+            with session_scope(get_settings().sqlalchemy_url) as s:  # the job goes to a miner this bench can kill
+                s.get(MinerState, g.miners[0]["hotkey"]).reachable = False
+            slow = {**REQUEST, "params": {"steps": 8, "width": 512, "height": 512}}
+            job = gw.post("/v1/jobs", json=slow).json()
+            victim, deadline = None, time.monotonic() + 60
+            while victim is None and time.monotonic() < deadline:
+                attempts = gw.get(f"/v1/jobs/{job['id']}").json()["attempts"]
+                sent = [a for a in attempts if a["status"] in ("pending", "sent")]
+                if sent:
+                    victim = next((m for i, m in enumerate(g.miners) if i == sent[0]["miner_uid"]), None)
                 time.sleep(0.05)
-            final = gw.get(f"/v1/jobs/{job['id']}").json()
-            print(f"failover: the job's miner killed mid-job; {final['status']} by another "
-                  f"{time.monotonic() - killed:.2f} s later (attempts: "
-                  f"{', '.join(a['status'] for a in final['attempts'])})")
+            if victim is None:
+                print("failover: the job was never sent to a miner within 60 s")
+            else:
+                victim["process"].kill()
+                killed = time.monotonic()
+                while gw.get(f"/v1/jobs/{job['id']}").json()["status"] not in ("done", "failed"):
+                    time.sleep(0.05)
+                final = gw.get(f"/v1/jobs/{job['id']}").json()
+                print(f"failover: the job's miner killed mid-job; {final['status']} by another "
+                      f"{time.monotonic() - killed:.2f} s later (attempts: "
+                      f"{', '.join(a['status'] for a in final['attempts'])})")
         print(f"difference of the medians: {med['gateway'] - med['direct']:.1f} ms (the generation's own spread, "
               f"tens of ms here, is in it)")
         print(f"added median latency: {statistics.median(overhead):.1f} ms (each gateway job less its own signed "

@@ -34,29 +34,33 @@ def main() -> int:
     prepare_database(settings)
     from app.celery_app import celery_app
     from app.generation.service import generate_and_record, get_engine
+    from app.progress import steps
     from app.tasks.generation import enqueue
 
     worker = subprocess.Popen([sys.executable, "-m", "workers.gpu", "--model", args.model, "--name", "bench",
                                "--loglevel", "WARNING"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while not celery_app.control.ping(timeout=0.5):
-            if worker.poll() is not None or time.monotonic() > deadline:
-                print("the bench worker did not start; run `seedgrid worker gpu --model X` to see why")
-                return 1
-        get_engine(args.model, settings)  # load here too: neither path pays for loading
-        direct, queued = [], []
-        for i in range(args.rounds + 2):  # two warm-up rounds, not counted
-            raw = {"model": args.model, "prompt": "a lighthouse at dusk", "seed": i,
-                   "params": {"steps": args.steps, "width": args.size, "height": args.size}}
-            t0 = time.perf_counter()
-            generate_and_record(raw, settings=settings)
-            t1 = time.perf_counter()
-            enqueue(raw).get(timeout=120)
-            t2 = time.perf_counter()
-            if i >= 2:
-                direct.append((t1 - t0) * 1000)
-                queued.append((t2 - t1) * 1000)
+        with steps(args.rounds + 3, f"{args.rounds + 2} rounds timed, in process and through the queue") as step:
+            step("starting the bench's GPU worker")
+            deadline = time.monotonic() + 120
+            while not celery_app.control.ping(timeout=0.5):
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    print("the bench worker did not start; run `seedgrid worker gpu --model X` to see why")
+                    return 1
+            get_engine(args.model, settings)  # load here too: neither path pays for loading
+            direct, queued = [], []
+            for i in range(args.rounds + 2):  # two warm-up rounds, not counted
+                step(f"round {i - 1} of {args.rounds}" if i >= 2 else "warm-up")
+                raw = {"model": args.model, "prompt": "a lighthouse at dusk", "seed": i,
+                       "params": {"steps": args.steps, "width": args.size, "height": args.size}}
+                t0 = time.perf_counter()
+                generate_and_record(raw, settings=settings)
+                t1 = time.perf_counter()
+                enqueue(raw).get(timeout=120)
+                t2 = time.perf_counter()
+                if i >= 2:
+                    direct.append((t1 - t0) * 1000)
+                    queued.append((t2 - t1) * 1000)
         d, q = statistics.median(direct), statistics.median(queued)
         print(f"model {args.model}, {args.size}x{args.size}, {args.steps} steps, {args.rounds} rounds, "
               f"{settings.threads} threads, broker {redis.url}")

@@ -35,6 +35,7 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=40, help="requests per throughput run")
     args = parser.parse_args()
 
+    from app.progress import steps
     from app.protocol.client import MinerClient
     from app.tasks.generation import enqueue
 
@@ -51,24 +52,29 @@ def main() -> int:
         def api(i: int) -> None:
             client.generate(url, hotkey, request(i))
 
-        direct_ms, api_ms = [], []
-        for i in range(args.rounds + 3):  # three warm-up rounds
-            t0 = time.perf_counter()
-            direct(i)
-            t1 = time.perf_counter()
-            api(i)
-            t2 = time.perf_counter()
-            if i >= 3:
-                direct_ms.append((t1 - t0) * 1000)
-                api_ms.append((t2 - t1) * 1000)
+        with steps(args.rounds + 5, f"{args.rounds + 3} rounds and 2 bursts timed") as step:
+            direct_ms, api_ms = [], []
+            for i in range(args.rounds + 3):  # three warm-up rounds
+                step(f"round {i - 2} of {args.rounds}" if i >= 3 else "warm-up")
+                t0 = time.perf_counter()
+                direct(i)
+                t1 = time.perf_counter()
+                api(i)
+                t2 = time.perf_counter()
+                if i >= 3:
+                    direct_ms.append((t1 - t0) * 1000)
+                    api_ms.append((t2 - t1) * 1000)
 
-        def burst(fn) -> float:
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(args.concurrency) as pool:
-                list(pool.map(fn, range(1000, 1000 + args.burst)))
-            return args.burst / (time.perf_counter() - t0)
+            def burst(fn) -> float:
+                t0 = time.perf_counter()
+                with ThreadPoolExecutor(args.concurrency) as pool:
+                    list(pool.map(fn, range(1000, 1000 + args.burst)))
+                return args.burst / (time.perf_counter() - t0)
 
-        direct_rps, api_rps = burst(direct), burst(api)
+            step(f"{args.burst} requests straight to the queue")
+            direct_rps = burst(direct)
+            step(f"{args.burst} requests through the API")
+            api_rps = burst(api)
         d, a = statistics.median(direct_ms), statistics.median(api_ms)
         print(f"RealisticVision dev checkpoint, 256x256, 1 step; {args.rounds} sequential rounds; "
               f"{args.burst} requests at concurrency {args.concurrency}; one GPU worker; broker {m.broker}")

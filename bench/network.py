@@ -43,8 +43,11 @@ def main() -> int:
     env.pop("SEEDGRID_DATABASE_URL", None)
     cmd = [str(Path(sys.executable).parent / "seedgrid"), "up", "--duration", str(args.duration), "--cheaters", "",
            "--dashboard-port", str(free_port()), "--flower-port", str(free_port()), "--gateway-port", str(free_port()), "--miner-port", str(free_port())]
-    print(f"running the local network for {args.duration:.0f} s in {state} ...", flush=True)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    from app.progress import steps
+
+    with steps(1, f"the local network ran for {args.duration:.0f} s in {state}") as step:
+        step(f"running the local network for {args.duration:.0f} s in {state}")
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-3000:])
         return 1
@@ -75,7 +78,7 @@ def main() -> int:
     print(f"challenges verified: {len(verified)} responses over {span:.0f} s = {len(verified) / span * 60:.1f} per minute "
           f"({len(per_model)} model types, {settings.threads} torch thread(s) per process, 2-core CPU)")
     print(f"{'model':16} {'challenges':>10} {'end-to-end median':>18} {'bare generation':>16} {'overhead':>10} {'ratio':>7}")
-    for model, times in sorted(per_model.items()):
+    for model, times in sorted(per_model.items()):  # a few seconds each
         req = parse_request({"model": model, "prompt": "a lighthouse at dusk", "seed": 1,
                              "params": LOCAL_CHALLENGES[model]})
         engine = get_engine(model, settings)

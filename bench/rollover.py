@@ -29,8 +29,10 @@ from app.protocol.catalogue import CATALOGUE  # noqa: E402
 from app.scoring.tiers import TierTable  # noqa: E402
 from app.validator.records import plan_weights, rollover  # noqa: E402
 
+BATCH = 50_000  # outcomes written per insert
 
-def populate(url: str, miners: int, outcomes: int) -> None:
+
+def populate(url: str, miners: int, outcomes: int, step=lambda what: None) -> None:
     rng = random.Random(7)
     engine = make_engine(url)
     hotkeys = [f"5Miner{i:04d}" for i in range(miners)]
@@ -46,9 +48,9 @@ def populate(url: str, miners: int, outcomes: int) -> None:
         conn.execute(insert(Challenge), [dict(id=f"c{k}", model="RealisticVision", kind="challenge", request={},
                                               block=k, status="reproduced")
                                          for k in range((outcomes + miners - 1) // miners)])
-        batch = 50_000
-        for start in range(0, outcomes, batch):
-            n = min(batch, outcomes - start)
+        for start in range(0, outcomes, BATCH):
+            step(f"outcomes {start + 1:,} to {min(start + BATCH, outcomes):,}")
+            n = min(BATCH, outcomes - start)
             conn.execute(insert(Response), [dict(id=start + j + 1, challenge_id=f"c{(start + j) // miners}",
                                                  hotkey=hotkeys[(start + j) % miners],
                                                  uid=(start + j) % miners, status="answered")
@@ -66,11 +68,14 @@ def main() -> int:
     parser.add_argument("--outcomes", type=int, default=1_000_000)
     parser.add_argument("--database-url", default=None, help="an empty database (default: SQLite in a temp folder)")
     args = parser.parse_args()
+    from app.progress import steps
+
     tmp = tempfile.TemporaryDirectory()
     url = args.database_url or f"sqlite:///{tmp.name}/bench.db"
     migrations.upgrade(url)
     t0 = time.perf_counter()
-    populate(url, args.miners, args.outcomes)
+    with steps(max(1, -(-args.outcomes // BATCH)), f"{args.outcomes:,} outcomes written") as step:
+        populate(url, args.miners, args.outcomes, step)
     print(f"populated {args.miners} miners and {args.outcomes:,} outcomes in {time.perf_counter() - t0:.1f} s ({url.split(':')[0]})")
 
     with session_scope(url) as s:  # baseline: interval statistics from a scan of the outcomes

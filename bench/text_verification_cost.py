@@ -43,6 +43,7 @@ def main() -> int:
 
     from app.llm.client import chat_answer
     from app.llm.devworld import challenge_messages
+    from app.progress import steps
     from app.protocol.text import parse_text_request
     from app.validator.text_judge import judge_text
     from app.verification.text import calibrated
@@ -58,6 +59,7 @@ def main() -> int:
         judge_text(url, MODEL, warm, chat_answer(url, MODEL, warm, 120), thresholds=calibrated(MODEL))
         generate, verify, tokens, rungs, failures = [], [], [], [], []
         for i in range(args.requests):
+            step(f"{label.split(' (')[0]}: request {i + 1} of {args.requests}")
             r = req(i)
             t0 = time.perf_counter()
             answer = chat_answer(url, MODEL, r, 120)
@@ -81,14 +83,15 @@ def main() -> int:
             print(f"  failed {failures.count(reason)}x: {reason}")
         return ratio
 
-    with llm_server(MODEL) as url:
-        run(url, "dev Gemma7b (365k parameters)")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder, params = wider_model(Path(tmp), args.width, args.layers)
-        with llm_server(MODEL, folder=folder) as url:
-            # sampled only: a random model's greedy turn repeats one token, often a blank one (an empty answer)
-            ratio = run(url, f"Gemma architecture at width {args.width}, {args.layers} layers "
-                             f"({params / 1e6:.1f}M parameters, random weights)", temperatures=(0.7, 1.0))
+    with steps(2 * args.requests, f"{2 * args.requests} requests answered and judged") as step:
+        with llm_server(MODEL) as url:
+            run(url, "dev Gemma7b (365k parameters)")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder, params = wider_model(Path(tmp), args.width, args.layers)
+            with llm_server(MODEL, folder=folder) as url:
+                # sampled only: a random model's greedy turn repeats one token, often a blank one (an empty answer)
+                ratio = run(url, f"Gemma architecture at width {args.width}, {args.layers} layers "
+                                 f"({params / 1e6:.1f}M parameters, random weights)", temperatures=(0.7, 1.0))
     print(f"verification cost / generation cost: {ratio:.3f}")
     return 0
 
@@ -97,6 +100,7 @@ def wider_model(root: Path, width: int, layers: int) -> tuple[Path, int]:
     """The dev tokenizer and a seeded random Gemma of `width` and `layers` in root/model."""
     import torch
     from transformers import AutoTokenizer, GemmaConfig, GemmaForCausalLM
+    from transformers.utils import logging as hf_logging
 
     from app.llm.devtrain import WEIGHTS
 
@@ -107,6 +111,7 @@ def wider_model(root: Path, width: int, layers: int) -> tuple[Path, int]:
                          head_dim=64, max_position_embeddings=1024, pad_token_id=0, eos_token_id=1, bos_token_id=2,
                          tie_word_embeddings=True)
     model = GemmaForCausalLM(config)
+    hf_logging.disable_progress_bar()
     folder = root / "model"
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)

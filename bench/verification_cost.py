@@ -30,8 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.backends.diffusers import trajectory as tr  # noqa: E402
 from app.config import get_settings  # noqa: E402
 from app.generation.service import get_engine  # noqa: E402
+from app.progress import steps  # noqa: E402
 from app.protocol import media  # noqa: E402
 from app.protocol.catalogue import get_spec  # noqa: E402
+from app.protocol.errors import InvalidRequest  # noqa: E402
 from app.protocol.request import parse_request  # noqa: E402
 from app.verification.pixels import verify  # noqa: E402
 from app.verification.thresholds import threshold_for  # noqa: E402
@@ -51,17 +53,28 @@ def main() -> int:
            "params": {**spec.default_params(), **settings.challenge_params.get(args.model, {})}}
     raw["params"].update({"steps": args.steps} if args.steps else {})
     raw["params"].update({"width": args.size, "height": args.size} if args.size else {})
-    req = parse_request(raw)
-    engine.generate(req)  # warm-up
-    miner = []
-    outputs = []
-    for _ in range(args.responses):  # each miner generates the challenge itself
+    try:
+        req = parse_request(raw)
+    except InvalidRequest as exc:
+        parser.error(f"{exc.field}: {exc.message}")
+    by_trajectory = tr.supports(engine, req)
+    total = args.responses + 2 + (trajectory_runs(args.responses) if by_trajectory else 0)
+    with steps(total, f"{total} generations and checks timed") as step:
+        step("warm-up")
+        engine.generate(req)
+        miner = []
+        outputs = []
+        for i in range(args.responses):  # each miner generates the challenge itself
+            step(f"miner generation {i + 1} of {args.responses}")
+            t0 = time.perf_counter()
+            outputs.append(engine.generate(req))
+            miner.append(time.perf_counter() - t0)
+        step("the validator's reproduction")
         t0 = time.perf_counter()
-        outputs.append(engine.generate(req))
-        miner.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    truth = engine.generate(req)  # the validator's one reproduction
-    reproduce = time.perf_counter() - t0
+        truth = engine.generate(req)  # the validator's one reproduction
+        reproduce = time.perf_counter() - t0
+        figures = trajectory_figures(engine, req, outputs[0].pixel_sha256, args.responses, settings, step) \
+            if by_trajectory else None
     exact, tolerant = [], []
     for out in outputs:
         for bucket, expected_sha in ((exact, truth.pixel_sha256), (tolerant, "0" * 64)):
@@ -81,12 +94,18 @@ def main() -> int:
         for label, v in (("exact", ve), ("tolerant", vt)):
             per = (reproduce + n * v) / n
             print(f"{n:>10} {per * 1000:>24.1f} ms ({label:8}) {per / m:>27.3f}")
-    if tr.supports(engine, req):
-        trajectory_figures(engine, req, m, reproduce + ve, args.responses, settings)
+    if figures is not None:
+        print_trajectory_figures(figures, ve, settings)
     return 0
 
 
-def trajectory_figures(engine, req, miner_s: float, reproduce_s: float, repeats: int, settings) -> None:
+def trajectory_runs(repeats: int) -> int:
+    """The timed runs of `trajectory_figures` (a progress display's steps)."""
+    return max(3, repeats // 2) + 1 + repeats * 4 * 3
+
+
+def trajectory_figures(engine, req, expected_sha: str, repeats: int, settings, step) -> dict:
+    """Time recording, and checks at k = 1 and 2 against the miner's generation in alternating blocks."""
     import io
     import random
 
@@ -100,7 +119,8 @@ def trajectory_figures(engine, req, miner_s: float, reproduce_s: float, repeats:
     )
 
     recorded = []
-    for _ in range(max(3, repeats // 2)):
+    for i in range(max(3, repeats // 2)):
+        step(f"recording a trajectory ({i + 1} of {max(3, repeats // 2)})")
         t0 = time.perf_counter()
         out, traj = tr.record(engine, req)
         recorded.append(time.perf_counter() - t0)
@@ -134,25 +154,31 @@ def trajectory_figures(engine, req, miner_s: float, reproduce_s: float, repeats:
             assert np.abs(tile.astype(int) - pixels[:, y0:y1, x0:x1]).mean() < 0.1
         return time.perf_counter() - t0
 
-    check(1)  # warm-up
-    share = settings.trajectory_decode_share
+    step("a check's warm-up")
+    check(1)
+    assert out.pixel_sha256 == expected_sha, "recording changed the miner's answer"
     # in alternating blocks with the miner's generation, so that a neighbour's load weighs on both alike,
     # each side warm as it runs in service (a miner generates back to back, a validator checks back to back)
     runs: dict = {"miner": [], "whole": [], 2: [], 1: []}
-    for _ in range(repeats):
+    for block in range(repeats):
         for key, run in (("miner", lambda: engine.generate(req)), (2, lambda: check(2)), (1, lambda: check(1)),
                          ("whole", lambda: check(1, whole=True))):
             for _ in range(3):
+                step(f"block {block + 1} of {repeats}: {key if key in ('miner', 'whole') else f'k = {key}'}")
                 t0 = time.perf_counter()
                 run()
                 runs[key].append(time.perf_counter() - t0)
-    med = {key: statistics.median(v) for key, v in runs.items()}
-    miner_here, whole, tile_only = med["miner"], med["whole"], med[1]
+    return {"median": {key: statistics.median(v) for key, v in runs.items()}, "steps": n,
+            "recording": statistics.median(recorded), "kept_bytes": len(buffer.getvalue())}
+
+
+def print_trajectory_figures(figures: dict, verify_s: float, settings) -> None:
+    med, n, share = figures["median"], figures["steps"], settings.trajectory_decode_share
+    miner_s, whole, tile_only = med["miner"], med["whole"], med[1]
     cost = {k: med[k] + share * (whole - tile_only) for k in (2, 1)}  # the share that decodes it all
-    reproduce_s *= miner_here / miner_s  # the reproduction's ratio as measured above, on this loop's scale
-    miner_s = miner_here
-    print(f"\ntrajectory check ({n} steps): recording x{statistics.median(recorded) / miner_s:.3f} of the "
-          f"miner's generation, trajectory kept {len(buffer.getvalue()) / 1e6:.2f} MB, answer +64 hex characters")
+    reproduce_s = miner_s + verify_s  # a reproduction is the miner's generation again, then the comparison
+    print(f"\ntrajectory check ({n} steps): recording x{figures['recording'] / miner_s:.3f} of the "
+          f"miner's generation, trajectory kept {figures['kept_bytes'] / 1e6:.2f} MB, answer +64 hex characters")
     print(f"a check decodes one {settings.trajectory_tile} px tile ({tile_only * 1000:.1f} ms at k = 1) or, in a "
           f"share {share:g} of checks, the whole final latent ({whole * 1000:.1f} ms at k = 1); the figures below "
           f"are the expectation")

@@ -29,8 +29,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.bootstrap import prepare_database, prepare_redis
     from app.config import get_settings
+    from app.validator.context import validator_wallet
 
     settings = get_settings()
+    validator_wallet(settings)  # every role works for it (signed queries, weights): none starts without it
     prepare_redis(settings)
     prepare_database(settings)
     from app.celery_app import celery_app

@@ -204,12 +204,14 @@ def models_train_dev(vae_steps: int | None, steps: int | None, pictures: int | N
     """
     import dataclasses
 
-    from app.backends.diffusers.devbuild import train_dev_weights
+    from app.backends.diffusers.devbuild import train_dev_weights, training_steps
     from app.backends.diffusers.devtrain import WEIGHTS, Budget
     from app.backends.diffusers.loading import quiet_libraries
     from app.backends.registry import SERVED_MODELS, served_spec
+    from app.progress import steps as progress_steps
     from app.validator.prompts import synthetic_prompt
 
+    _settings()  # every command refuses bad settings first, though training reads none
     quiet_libraries()
     changes = {k: v for k, v in {"vae_steps": vae_steps, "denoiser_steps": steps, "pictures": pictures}.items() if v}
     budget = dataclasses.replace(Budget(), **changes)
@@ -224,7 +226,10 @@ def models_train_dev(vae_steps: int | None, steps: int | None, pictures: int | N
 
         if not device.startswith("cuda") or not torch.cuda.is_available():
             raise click.BadParameter(f"{device!r} is not an available device here; use cpu", param_hint="--device")
-    train_dev_weights(specs, synthetic_prompt, budget, click.echo, out=out, keep_vae=keep_vae, device=device)
+    total = training_steps(specs, budget, keep_vae)
+    with progress_steps(total, f"{total} training steps") as tick:
+        train_dev_weights(specs, synthetic_prompt, budget, click.echo, out=out, keep_vae=keep_vae, device=device,
+                          tick=tick)
     click.echo(f"weights written to {out or WEIGHTS}; `seedgrid models build-dev` rebuilds the checkpoints from them")
 
 
@@ -246,7 +251,9 @@ def models_export_single_file(model: str, out: Path) -> None:
         raise click.BadParameter(f"{model} is {spec.architecture.value}; only SD1.5 types export", param_hint="--model")
     folder = checkpoint_path(settings, model)
     if not folder.is_dir():
-        raise click.ClickException(f"{folder} is not a checkpoint folder; run `seedgrid models build-dev` first")
+        fix = "correct its SEEDGRID_MODEL_PATHS entry" if spec.name in settings.model_paths \
+            else "run `seedgrid models build-dev` first"
+        raise click.ClickException(f"{folder} is not a checkpoint folder; {fix}")
     click.echo(export_sd15(folder, out))
 
 
@@ -362,6 +369,8 @@ def _generate_via_queue(request, settings, timeout: float | None) -> dict:
         return async_result.get(timeout=wait)
     except CeleryTimeout:
         async_result.revoke()
+        # unsubscribe from its result now: left to the interpreter's shutdown, it prints a traceback
+        async_result.backend.remove_pending_result(async_result)
         raise TimeoutError(
             f"no {request.model} worker answered within {wait:g} s; start one with "
             f"`seedgrid worker gpu --model {request.model}`"

@@ -81,10 +81,15 @@ def llm_train_dev(steps: int | None, out: Path | None) -> None:
     """Train the tokenizer and the dev text models on the town world (seeded; a few minutes on 2 cores)."""
     import dataclasses
 
-    from app.llm.devtrain import Budget, train_dev_text
+    from app.llm.devtrain import MODELS, Budget, train_dev_text
+    from app.progress import steps as progress_steps
 
+    _settings()  # every command refuses bad settings first, though training reads none
     budget = dataclasses.replace(Budget(), **({"steps": steps} if steps else {}))
-    click.echo(f"written to {train_dev_text(budget, click.echo, out=out)}")
+    total = budget.steps * len(MODELS)
+    with progress_steps(total, f"{total} training steps") as tick:
+        folder = train_dev_text(budget, click.echo, out=out, tick=tick)
+    click.echo(f"written to {folder}")
 
 
 

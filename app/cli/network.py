@@ -251,17 +251,13 @@ def validator() -> None:
 def validator_run(name: str, loglevel: str) -> None:
     """Start the validator's I/O, default and GPU workers and beat, supervised."""
     from app.bootstrap import prepare_database, prepare_redis
-    from app.chain.base import ChainError
-    from app.chain.wallets import load_wallet
+    from app.validator.context import validator_wallet
     from workers.supervisor import supervise, validator_processes
 
     settings = _settings()
-    try:
-        load_wallet(settings.wallets_dir, settings.validator_wallet, settings.validator_hotkey)
-        prepare_redis(settings)
-        prepare_database(settings)
-    except ChainError as exc:
-        raise click.ClickException(f"{exc} (SEEDGRID_VALIDATOR_WALLET / SEEDGRID_VALIDATOR_HOTKEY)") from None
+    validator_wallet(settings)
+    prepare_redis(settings)
+    prepare_database(settings)
     logging.getLogger("seedgrid.supervisor").setLevel(loglevel)
     sys.exit(supervise(validator_processes(name, loglevel)))
 

@@ -70,7 +70,9 @@ def model_config(vocab_size: int):
                        attn_implementation="eager")
 
 
-def train_model(tokenizer, world: int, budget: Budget, say: Callable[[str], None], seed: int = 0):
+def train_model(tokenizer, world: int, budget: Budget, say: Callable[[str], None], seed: int = 0,
+                tick: Callable[[str], None] | None = None):
+    """A dev text model trained on `world`'s corpus; `tick(what)` once per step (a progress display's)."""
     import torch
     from transformers import GemmaForCausalLM
 
@@ -83,6 +85,8 @@ def train_model(tokenizer, world: int, budget: Budget, say: Callable[[str], None
     order = torch.Generator().manual_seed(seed)
     t0 = time.monotonic()
     for step in range(budget.steps):
+        if tick is not None:
+            tick(f"world {world}: step {step + 1} of {budget.steps}")
         pick = torch.randint(len(encoded), (budget.batch,), generator=order).tolist()
         longest = max(len(encoded[i]) for i in pick)
         ids = torch.zeros((budget.batch, longest), dtype=torch.long)
@@ -103,16 +107,20 @@ def train_model(tokenizer, world: int, budget: Budget, say: Callable[[str], None
     return model
 
 
-def train_dev_text(budget: Budget, say: Callable[[str], None], out: Path | None = None) -> Path:
-    """Train the tokenizer and every model of MODELS into `out` (default: the shipped devweights/)."""
+def train_dev_text(budget: Budget, say: Callable[[str], None], out: Path | None = None,
+                   tick: Callable[[str], None] | None = None) -> Path:
+    """Train the tokenizer and every model of MODELS into `out` (default: the shipped devweights/);
+    `tick(what)` once per step, `budget.steps * len(MODELS)` in all."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     out = out or WEIGHTS
+    hf_logging.disable_progress_bar()  # its "writing shards" bar would break into our progress display
     torch.set_num_threads(2)
     tokenizer = train_tokenizer([t for w in sorted(set(MODELS.values())) for t in corpus(w, budget.exchanges)])
     say(f"tokenizer: {len(tokenizer)} tokens")
     for name, world in MODELS.items():
-        model = train_model(tokenizer, world, budget, say)
+        model = train_model(tokenizer, world, budget, say, tick=tick)
         folder = out / name
         if folder.exists():
             shutil.rmtree(folder)

@@ -55,6 +55,10 @@ class LanguageModel:
 
         torch.set_num_threads(threads)
         self.name, self.folder, self.threads = name, Path(folder), threads
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"no text model for {name} at {self.folder}: point SEEDGRID_MODEL_PATHS (or "
+                                    f"--folder) at a transformers model folder, or drop its entry to use the dev "
+                                    f"one (`seedgrid llm build-dev`)")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
             self.model = AutoModelForCausalLM.from_pretrained(self.folder, dtype=torch.float32).eval()

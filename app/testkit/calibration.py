@@ -43,6 +43,7 @@ from typing import Callable
 
 import numpy as np
 
+from app.explain import CANNOT_SERVE, ChildFailed, run_entry_point
 from app.local_plan import LOCAL_CHALLENGES
 from app.protocol import media
 from app.protocol.catalogue import CATALOGUE
@@ -200,6 +201,8 @@ def _honest_runs(requests: list[GenerationRequest], envs: dict[str, dict], log,
             if missing:
                 proc = subprocess.run([sys.executable, "-m", "app.testkit.calibration", "--worker", str(folder)],
                                       input=payload, text=True, capture_output=True, env={**os.environ, **env})
+                if proc.returncode == CANNOT_SERVE:  # a known failure (a missing checkpoint): its one line
+                    raise ChildFailed.from_stderr(proc.stderr, f"the honest run {name} stopped")
                 if proc.returncode:
                     raise RuntimeError(f"the honest run {name} failed:\n{proc.stderr[-3000:]}")
             out[name] = [np.load(folder / f"{i}.npy") for i in range(len(requests))]
@@ -496,4 +499,4 @@ def _worker(folder: Path) -> None:
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":
-    _worker(Path(sys.argv[2]))
+    sys.exit(run_entry_point(lambda: _worker(Path(sys.argv[2])) or 0))

@@ -16,7 +16,7 @@ from functools import partial
 import redis
 
 from app.chain import open_chain
-from app.chain.base import Chain
+from app.chain.base import Chain, ChainError
 from app.chain.wallets import load_wallet
 from app.db import Sessions, session_scope
 from app.protocol.client import MinerClient
@@ -54,9 +54,17 @@ class Validator:
 
 
 
+def validator_wallet(settings: Settings):
+    """The validator's wallet; a ChainError that names the settings choosing it when it is not there."""
+    try:
+        return load_wallet(settings.wallets_dir, settings.validator_wallet, settings.validator_hotkey)
+    except ChainError as exc:
+        raise ChainError(f"{exc} (SEEDGRID_VALIDATOR_WALLET / SEEDGRID_VALIDATOR_HOTKEY)") from None
+
+
 def open_validator(settings: Settings) -> Validator:
     """The validator's wallet, chain, Redis and client, from the settings."""
-    wallet = load_wallet(settings.wallets_dir, settings.validator_wallet, settings.validator_hotkey)
+    wallet = validator_wallet(settings)
     return Validator(settings=settings, sessions=partial(session_scope, settings.sqlalchemy_url),
                      chain=open_chain(settings, wallet=wallet), redis=redis.Redis.from_url(settings.broker_url),
                      client=MinerClient(wallet), hotkey=wallet.hotkey.ss58_address)

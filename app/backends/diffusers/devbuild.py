@@ -27,6 +27,7 @@ import zlib
 from pathlib import Path
 
 from app.backends.diffusers import devtrain
+from app.backends.diffusers.loading import quiet_libraries
 from app.backends.diffusers.schedulers import scheduler_for
 from app.backends.diffusers.tokenizer import BOS, EOS, build_clip_tokenizer, vocab_size
 from app.protocol.catalogue import Architecture, ModelSpec
@@ -186,6 +187,7 @@ def build_dev_checkpoint(spec: ModelSpec, folder: Path, *, force: bool = False, 
     """
     if not force and is_built(folder, spec, random):
         return False
+    quiet_libraries()  # no "writing shards" bars from the libraries' own saving
     pipe = _random_pipeline(spec)
     kind = weights_kind(spec, random)
     if kind != "random":
@@ -243,12 +245,20 @@ def build_dev_controlnet(spec: ModelSpec, control_type: str, base: Path, folder:
     return True
 
 
+def training_steps(specs: list[ModelSpec], budget: devtrain.Budget, keep_vae: bool = False) -> int:
+    """How many optimiser steps `train_dev_weights` takes (a progress display's total)."""
+    denoisers = sum(steps for s in specs if s.architecture in _BUILDERS for _, steps, _, _ in devtrain.stages(s, budget))
+    return denoisers + (0 if keep_vae else budget.vae_steps)
+
+
 def train_dev_weights(specs: list[ModelSpec], captions, budget: devtrain.Budget, log,
-                      out: Path | None = None, keep_vae: bool = False, device: str = "cpu") -> dict:
+                      out: Path | None = None, keep_vae: bool = False, device: str = "cpu",
+                      tick=devtrain._no_tick) -> dict:
     """Train one VAE for all, then each spec's text encoders and UNet; write the weights to `out`.
 
     keep_vae: train the denoisers against the VAE already in `out` (its latent space stays).
     device: where to train ("cuda" is minutes faster; the weights are equivalent, not bit-identical).
+    tick: told what is trained next, once per optimiser step (`training_steps` in all).
     """
     out = out or devtrain.WEIGHTS
     specs = [s for s in specs if s.architecture in _BUILDERS]
@@ -258,7 +268,7 @@ def train_dev_weights(specs: list[ModelSpec], captions, budget: devtrain.Budget,
     if keep_vae:
         devtrain.load_component(vae, out / "vae.safetensors")
     else:
-        devtrain.train_vae(vae, captions, budget, log)
+        devtrain.train_vae(vae, captions, budget, log, tick)
         devtrain.save_component(vae, out / "vae.safetensors")
         devtrain.load_component(vae, out / "vae.safetensors")  # the shipped fp16 weights, as builds will load them
     scaling = devtrain.latent_scale(vae, captions, budget)
@@ -268,7 +278,7 @@ def train_dev_weights(specs: list[ModelSpec], captions, budget: devtrain.Budget,
         pipe = _random_pipeline(spec).to(device)
         pipe.vae.load_state_dict(vae.state_dict())
         pipe.vae.register_to_config(scaling_factor=scaling)
-        devtrain.train_denoiser(pipe, spec, captions, budget, log)
+        devtrain.train_denoiser(pipe, spec, captions, budget, log, tick)
         for component in ("unet", "text_encoder", "text_encoder_2"):
             if getattr(pipe, component, None) is not None:
                 devtrain.save_component(getattr(pipe, component), out / spec.name / f"{component}.safetensors")

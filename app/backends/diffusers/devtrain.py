@@ -103,8 +103,13 @@ def _to_tensor(pictures: np.ndarray, device="cpu"):
     return x / 127.5 - 1.0
 
 
-def train_vae(vae, captions: Callable[[int], str], budget: Budget, log: Callable[[str], None]) -> None:
-    """Train `vae` in place on pictures of every look."""
+def _no_tick(what: str) -> None:
+    pass
+
+
+def train_vae(vae, captions: Callable[[int], str], budget: Budget, log: Callable[[str], None],
+              tick: Callable[[str], None] = _no_tick) -> None:
+    """Train `vae` in place on pictures of every look; `tick(what)` once per step (a progress display's)."""
     import torch
 
     rng = np.random.default_rng(budget.seed)
@@ -114,6 +119,7 @@ def train_vae(vae, captions: Callable[[int], str], budget: Budget, log: Callable
     vae.train()
     t0 = time.time()
     for step in range(budget.vae_steps):
+        tick(f"VAE: step {step + 1} of {budget.vae_steps}")
         pics = np.stack([render(captions(int(rng.integers(1 << 30))), size, size, rng, look=LOOKS[i % len(LOOKS)])
                          for i in range(budget.batch)])
         x = _to_tensor(pics, vae.device)
@@ -185,8 +191,8 @@ def _trainable(pipe):
 
 
 def train_denoiser(pipe, spec: ModelSpec, captions: Callable[[int], str], budget: Budget,
-                   log: Callable[[str], None]) -> None:
-    """Train `pipe`'s text encoder(s) and UNet in place on its look of the world."""
+                   log: Callable[[str], None], tick: Callable[[str], None] = _no_tick) -> None:
+    """Train `pipe`'s text encoder(s) and UNet in place on its look of the world; `tick(what)` once per step."""
     import torch
 
     seed = budget.seed + sum(spec.name.encode())
@@ -207,6 +213,7 @@ def train_denoiser(pipe, spec: ModelSpec, captions: Callable[[int], str], budget
         latents = _latents(pipe, spec, texts, size, budget, rng)
         log(f"{spec.name} stage {size}px: {steps} steps of {batch} on {pictures} pictures ({time.time() - t0:.0f} s)")
         for step in range(steps):
+            tick(f"{spec.name} at {size}px: step {step + 1} of {steps}")
             idx = rng.integers(0, len(texts), batch)
             prompts = ["" if rng.random() < DROP_CAPTION else texts[i] for i in idx]
             x0 = latents[torch.from_numpy(idx).to(latents.device)]
