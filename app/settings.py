@@ -115,7 +115,8 @@ class Settings(BaseSettings):
                                                       description="per-model cosine thresholds (calibrated by default)")
     calibration_file: Path | None = Field(None, description="a calibration written by `seedgrid calibrate` "
                                                             "(default: the one that ships with Seedgrid)")
-    artifact_retention: float = Field(3 * 24 * 3600.0, gt=0, description="seconds validator artifacts are kept")
+    artifact_retention: float = Field(3 * 24 * 3600.0, gt=0, description="seconds artifacts are kept: a validator's "
+                                       "received answers and reproductions, a miner's outputs")
     query_grace: float = Field(5.0, ge=0, description="seconds beyond a model's timeout a query may take")
     wandb: bool = Field(False, description="log samples and scores to Weights & Biases (WANDB_MODE=offline works)")
     wandb_project: str = Field("seedgrid", description="the W&B project")

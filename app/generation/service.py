@@ -50,18 +50,22 @@ _last_prune = [0.0]
 PRUNE_EVERY_S = 60.0
 
 
-def prune_trajectories(settings: Settings, *, now: float | None = None) -> int:
-    """Drop kept trajectories older than trajectory_ttl_s (and a minute's margin), at most once a minute
-    per process: a miner keeps each one only as long as a validator may open it."""
+def prune_kept(settings: Settings, *, now: float | None = None) -> int:
+    """What a GPU worker keeps, pruned at most once a minute per process: trajectories older than
+    trajectory_ttl_s (and a minute's margin; a validator may open one only that long), and outputs
+    older than artifact_retention (a miner on its own host has no validator beat to prune them)."""
     now = now or time.time()
     if now - _last_prune[0] < PRUNE_EVERY_S:
         return 0
     _last_prune[0] = now
-    try:
-        return storage.store_for(settings, "trajectories").prune(now - settings.trajectory_ttl_s - 60)
-    except storage.StoreError as exc:
-        log.warning("kept trajectories not pruned now: %s", exc)
-        return 0
+    dropped = 0
+    for area, cutoff in (("trajectories", now - settings.trajectory_ttl_s - 60),
+                         ("artifacts", now - settings.artifact_retention)):
+        try:
+            dropped += storage.store_for(settings, area).prune(cutoff)
+        except storage.StoreError as exc:
+            log.warning("kept %s not pruned now: %s", area, exc)
+    return dropped
 
 
 def generate_and_record(
@@ -104,7 +108,7 @@ def generate_and_record(
         store = storage.store_for(settings, "artifacts")
         if kept is not None:
             trajectory_out["trajectory_ref"] = storage.store_for(settings, "trajectories").put(kept.to_bytes(), "npz")[0]
-            prune_trajectories(settings)
+        prune_kept(settings)
         path, digest = store.put(out.data, media.extension(out.media_type))
         frames = store.put(out.frames, media.FRAMES_EXTENSION)[0] if out.frames else None
         timings = {"queued_ms": round(max(0.0, started - enqueued_at) * 1000, 1) if enqueued_at else 0.0, **out.timings}

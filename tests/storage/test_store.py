@@ -87,17 +87,37 @@ def test_the_setting_is_checked():
     assert os.environ.get("SEEDGRID_ARTIFACT_STORE") in (None, "local"), "tests run on the folder by default"
 
 
-def test_a_miner_keeps_trajectories_only_for_their_time(tmp_path):
-    from app.generation.service import prune_trajectories
+def test_a_miner_keeps_trajectories_only_for_their_time(tmp_path, monkeypatch):
+    from app.generation import service
+    from app.generation.service import prune_kept
 
-    settings = Settings(state_dir=tmp_path, trajectory_ttl_s=60)
+    monkeypatch.setattr(service, "_last_prune", [0.0])  # this process's once-a-minute clock, fresh
+
+    settings = Settings(state_dir=tmp_path, trajectory_ttl_s=60, artifact_retention=86_400)
     store = storage.store_for(settings, "trajectories")
     kept, _ = store.put(b"leaves", "npz")
     start = time.time() + 10_000
-    assert prune_trajectories(settings, now=start) == 1 and not os.path.exists(kept), "past its time: dropped"
+    assert prune_kept(settings, now=start) == 1 and not os.path.exists(kept), "past its time: dropped"
     kept, _ = store.put(b"other leaves", "npz")
-    assert prune_trajectories(settings, now=start + 30) == 0 and os.path.exists(kept), "at most once a minute"
-    assert prune_trajectories(settings, now=start + 90) == 1 and not os.path.exists(kept)
+    assert prune_kept(settings, now=start + 30) == 0 and os.path.exists(kept), "at most once a minute"
+    assert prune_kept(settings, now=start + 90) == 1 and not os.path.exists(kept)
     fresh, _ = store.put(b"fresh leaves", "npz")
-    assert prune_trajectories(settings, now=time.time() + 1_000_000) == 1
-    assert prune_trajectories(settings, now=time.time() + 2_000_000) == 0
+    assert prune_kept(settings, now=time.time() + 20_000) == 1
+    assert prune_kept(settings, now=time.time() + 40_000) == 0
+
+
+def test_a_miner_on_its_own_host_prunes_its_outputs(tmp_path, monkeypatch):
+    """No validator beat prunes a standalone miner's outputs: its GPU worker does, after artifact_retention."""
+    from app.generation import service
+    from app.generation.service import prune_kept
+
+    monkeypatch.setattr(service, "_last_prune", [0.0])
+
+    settings = Settings(state_dir=tmp_path, artifact_retention=3600)
+    outputs = storage.store_for(settings, "artifacts")
+    old, _ = outputs.put(b"an old answer", "png")
+    start = time.time() + 1800
+    assert prune_kept(settings, now=start) == 0 and os.path.exists(old), "within its retention: kept"
+    assert prune_kept(settings, now=start + 3600) == 1 and not os.path.exists(old)
+    fresh, _ = outputs.put(b"a fresh answer", "png")
+    assert prune_kept(settings, now=start + 3620) == 0 and os.path.exists(fresh), "at most once a minute"
