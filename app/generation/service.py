@@ -46,21 +46,22 @@ def preload(models: Iterable[str], settings: Settings) -> list[Engine]:
     return [get_engine(m, settings) for m in models]
 
 
-_last_prune = [0.0]
-PRUNE_EVERY_S = 60.0
+_last_prune: dict[str, float] = {}
+PRUNE_EVERY_S = {"trajectories": 60.0, "artifacts": 3600.0}  # a prune lists the whole area (S3: 1,000 a call)
 
 
 def prune_kept(settings: Settings, *, now: float | None = None) -> int:
-    """What a GPU worker keeps, pruned at most once a minute per process: trajectories older than
-    trajectory_ttl_s (and a minute's margin; a validator may open one only that long), and outputs
-    older than artifact_retention (a miner on its own host has no validator beat to prune them)."""
+    """What a GPU worker keeps, pruned per process: trajectories older than trajectory_ttl_s (and a
+    minute's margin; a validator may open one only that long) at most once a minute, and outputs
+    older than artifact_retention (days; a miner on its own host has no validator beat to prune
+    them) at most once an hour."""
     now = now or time.time()
-    if now - _last_prune[0] < PRUNE_EVERY_S:
-        return 0
-    _last_prune[0] = now
     dropped = 0
     for area, cutoff in (("trajectories", now - settings.trajectory_ttl_s - 60),
                          ("artifacts", now - settings.artifact_retention)):
+        if abs(now - _last_prune.get(area, float("-inf"))) < PRUNE_EVERY_S[area]:
+            continue
+        _last_prune[area] = now
         try:
             dropped += storage.store_for(settings, area).prune(cutoff)
         except storage.StoreError as exc:
