@@ -46,6 +46,30 @@ async def read_body(request: Request, *, max_bytes: int, timeout: float) -> byte
     return bytes(body)
 
 
+async def read_form(request: Request, *, max_bytes: int, timeout: float, max_fields: int, max_part_size: int,
+                    what: str, max_files: int = 4):
+    """A multipart/form-data body (Starlette's FormData; the caller closes it), read whole within
+    max_bytes (`read_body`'s 413 and 408) before it is parsed: 415 for another Content-Type, a 400
+    naming `body` for one that cannot be parsed (no boundary, cut short, too many parts)."""
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        raise Refused(415, "unsupported_media_type",
+                      f"send {what} as multipart/form-data, not {content_type or 'no Content-Type'}")
+    body = await read_body(request, max_bytes=max_bytes, timeout=timeout)
+
+    async def once():
+        yield body
+
+    parser = MultiPartParser(request.headers, once(), max_files=max_files, max_fields=max_fields,
+                             max_part_size=max_part_size)
+    try:
+        return await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidRequest("body", f"is not a readable multipart/form-data body: {exc.message}") from None
+
+
 def decode_capped(body: bytes, caps: dict[str, int], default: str):
     """The body as JSON (`decode_json`) within its pipeline's cap (`body_caps`), read under the largest:
     413 when it is larger than its own pipeline's, so only image-carrying requests may be megabytes.

@@ -13,7 +13,8 @@ Gateway (--api gateway): that miner behind the validator's I/O worker and `seedg
 serve` (bench/_gateway.py). Most requests carry a valid API key; the rest none, another
 scheme, an unknown or an absurd one. Cases: job bodies with a field replaced (the same odd
 values), raw bodies, valid jobs (some with ?wait=1), OpenAI image bodies with odd n, size
-and response_format, odd ?wait= values and Idempotency-Keys, job ids that are not ours or
+and response_format, OpenAI image-edit uploads (multipart: odd fields, odd or extra files, a
+mask, a body cut short or with a wrong boundary), odd ?wait= values and Idempotency-Keys, job ids that are not ours or
 not ids at all on every job route, /v1/models, and other paths and methods.
 
 Text (--api text): a text miner (`seedgrid miner serve --model Gemma7b`) over `seedgrid llm
@@ -166,6 +167,38 @@ OPENAI = {"model": "RealisticVision", "prompt": "a lighthouse at dusk", "size": 
 ODD_IDS = ["0" * 32, "x", "a" * 300, "%00", "..%2F..%2Fetc", "été", "1 OR 1=1", "job_" + "f" * 32]
 
 
+EDIT_FIELDS = ["prompt", "model", "n", "size", "response_format", "strength", "seed", "stream", "quality", "image"]
+
+
+def edit_body(rng: random.Random) -> tuple[bytes, dict]:
+    """A fuzzed /v1/images/edits upload (multipart/form-data, as the openai package sends it): odd form
+    values, odd or missing or extra files (a mask, two images), then at times the body mangled."""
+    import httpx
+
+    fields = {"prompt": "a lighthouse at dusk", "model": "RealisticVision", "size": "256x256", "strength": "0.5"}
+    for _ in range(rng.choice((1, 2, 2))):  # mostly invalid: a valid one waits for its image
+        value = odd_value(rng)
+        fields[rng.choice(EDIT_FIELDS)] = str(value).encode("utf-8", "surrogatepass")[:3000]
+    image = base64.b64decode(TINY) if rng.random() < 0.7 else os.urandom(rng.randrange(0, 400))
+    files = rng.choice([[("image", ("start.png", image, "image/png"))]] * 4 + [
+        [], [("image[]", ("a.png", image)), ("image[]", ("b.png", image))],
+        [("image", ("start.png", image)), ("mask", ("mask.png", image))], [("prompt", ("p.txt", b"a file prompt"))]])
+    if isinstance(fields.get("image"), bytes):  # a text field named image, beside or instead of the file
+        files = [f for f in files if f[0] != "image"] if rng.random() < 0.5 else files
+    request = httpx.Request("POST", "http://gateway/v1/images/edits", data=fields, files=files or {"x": b""})
+    body, content_type = request.read(), request.headers["Content-Type"]
+    kind = rng.randrange(10)
+    if kind == 0:
+        body = body[: rng.randrange(len(body))]  # cut short
+    elif kind == 1:
+        content_type = "multipart/form-data; boundary=" + rng.choice(["", "x" * 200, "\"", "wrong"])
+    elif kind == 2:
+        content_type = "multipart/form-data"  # no boundary at all
+    elif kind == 3:
+        body = os.urandom(rng.randrange(1, 2000))
+    return body, {"Content-Type": content_type}
+
+
 def gateway_case(rng: random.Random):
     """(method, path, body, headers) of one fuzzed gateway request; `auth` in headers is replaced when sent."""
     roll = rng.random()
@@ -182,6 +215,8 @@ def gateway_case(rng: random.Random):
     elif roll < 0.62:  # valid: a job runs (2%: what one CPU miner serves at this request rate)
         body = json.dumps({**base, "seed": rng.randrange(2**32)}).encode()
         path += rng.choice(["", "", "?wait=1"])
+    elif roll < 0.68:
+        path, body, headers = "/v1/images/edits", *edit_body(rng)
     elif roll < 0.72:
         openai_body = dict(OPENAI)
         for _ in range(rng.choice((1, 2, 2))):  # mostly invalid: a valid one waits for its images

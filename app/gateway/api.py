@@ -8,9 +8,10 @@ one call from the key's rate and daily quota (429 with Retry-After), stores the 
 hands it to the I/O workers (`enqueue`); the job row is the source of truth, and a job
 whose hand-over was lost is resumed by the beat sweep. A text model type's job takes
 messages instead of a prompt (app/protocol/text.py); an external image type's (GoJourney)
-takes a prompt and seed only (app/protocol/external.py). POST /v1/images/generations speaks
-OpenAI's Images API over the same jobs, and /v1/chat/completions and /v1/completions its
-text APIs (app/gateway/openai_text.py).
+takes a prompt and seed only (app/protocol/external.py). POST /v1/images/generations and
+/v1/images/edits (img2img) speak OpenAI's Images API over the same jobs
+(app/gateway/openai_images.py), and /v1/chat/completions and /v1/completions its text APIs
+(app/gateway/openai_text.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from sqlalchemy import select
 from app import __version__, storage
 from app.backends.registry import SERVED_MODELS
 from app.db import Sessions
-from app.gateway import jobs, keys, openai_text, routing
+from app.gateway import jobs, keys, openai_images, openai_text, routing
 from app.gateway.hints import RESYNC, Hints, Watch
 from app.gateway.recent import Recent
 from app.gateway.runner import REJECTED_PREFIX
@@ -56,6 +57,7 @@ from app.web import (
     install_error_handlers,
     openai_error_response,
     read_body,
+    read_form,
 )
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,6 @@ IDEMPOTENCY_MAX = 255
 POLL_S = 1.0  # an event stream reads its job at least this often (pub/sub wakes it sooner; verdicts are not hinted)
 WAIT_POLL_S = 5.0  # ?wait= and the OpenAI route read it at least this often: the floor when a hint is lost
 NO_MINER_RETRY_S = 30  # Retry-After when no miner may take a model's job (about a metagraph sync)
-OPENAI_MAX_N = 4
 
 
 def sign_result(job: Job, key: ApiKey) -> str:
@@ -436,18 +437,18 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
         """OpenAI's legacy Completions API: the prompt is sent as one user message (the grid serves chat models)."""
         return await openai_text_route(request, chat=False)
 
-    @app.post("/v1/images/generations")
-    async def images(request: Request):
-        """OpenAI's Images API: prompt, model, n, size, response_format (b64_json or url)."""
+    async def openai_images_route(request: Request, parse):
+        """One job per image asked for, waited for; OpenAI's images object (b64_json or url)."""
         try:
             key = await run_in_threadpool(key_of, request)
-            raw = await json_body(request)
-            bodies, n, fmt = openai_jobs(raw)
+            bodies, fmt = await parse(request)
             created = []
-            for body in bodies[:n]:
+            for body in bodies:
                 job, _ = await run_in_threadpool(submit, bearer(request), body, None)
                 created.append(job.id)
-        except (Refused, InvalidRequest) as exc:
+        except InvalidRequest as exc:
+            return openai_error(InvalidRequest(openai_images.openai_field(exc.field), exc.message))
+        except Refused as exc:
             return openai_error(exc)
         deadline = max(settings.gateway_max_wait, 1.0)
         for job_id in created:
@@ -468,35 +469,30 @@ def create_gateway_app(*, settings: Settings, sessions: Sessions,
                     data.append({"b64_json": base64.b64encode(storage.load(settings, job.result_path)).decode()})
         return {"created": int(time.time()), "data": data}
 
+    async def generation_bodies(request: Request):
+        return openai_images.generation_jobs(await json_body(request))
+
+    async def edit_bodies(request: Request):
+        form = await read_form(request, max_bytes=max(job_caps.values()), timeout=settings.body_read_timeout,
+                               max_fields=openai_images.EDIT_MAX_FIELDS, max_part_size=settings.max_body_bytes,
+                               what="the image and the prompt (as OpenAI's images.edit sends them)")
+        try:
+            return openai_images.edit_jobs(form)
+        finally:
+            await form.close()  # the uploads' spooled files
+
+    @app.post("/v1/images/generations")
+    async def images(request: Request):
+        """OpenAI's Images API: prompt, model, n, size, response_format (b64_json or url)."""
+        return await openai_images_route(request, generation_bodies)
+
+    @app.post("/v1/images/edits")
+    async def image_edits(request: Request):
+        """OpenAI's image edits as img2img: image (a file), prompt, model, n, size, response_format, and
+        our strength and seed (form fields); a mask is refused (no inpainting)."""
+        return await openai_images_route(request, edit_bodies)
+
     return app
-
-
-def openai_jobs(raw) -> tuple[list[dict], int, str]:
-    """OpenAI Images fields -> job bodies: (bodies, n, response_format). Unknown OpenAI fields are ignored."""
-    if not isinstance(raw, dict):
-        raise InvalidRequest("body", "must be a JSON object with prompt and model")
-    prompt = raw.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidRequest("prompt", "is required: the text to draw")
-    model = raw.get("model")
-    if model is None:
-        model = next(m for m in SERVED_MODELS if not get_spec(m).is_video)
-    n = raw.get("n", 1)
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= OPENAI_MAX_N:
-        raise InvalidRequest("n", f"must be an integer from 1 to {OPENAI_MAX_N}")
-    fmt = raw.get("response_format")
-    fmt = "b64_json" if fmt is None else fmt
-    if fmt not in ("b64_json", "url"):
-        raise InvalidRequest("response_format", f"must be b64_json or url, got {str(fmt)[:40]!r}")
-    params: dict = {}
-    size = raw.get("size")
-    if size not in (None, "auto"):
-        w, sep, h = str(size).partition("x")
-        if not (sep and w.isdigit() and h.isdigit()):
-            raise InvalidRequest("size", f"must be WIDTHxHEIGHT (512x512), got {str(size)[:40]!r}")
-        params.update(width=int(w), height=int(h))
-    body = {"model": model, "prompt": prompt, "params": params}
-    return [dict(body) for _ in range(n)], n, fmt
 
 
 def openai_error(exc: Exception) -> JSONResponse:

@@ -279,6 +279,42 @@ def test_the_openai_client_gets_an_image(grid):
         client.images.generate(model="RealisticVision", prompt="x", size="huge")
 
 
+def test_the_openai_client_edits_an_image_as_img2img(grid, settings):
+    """client.images.edit uploads the picture; it is the job's init image (the answer equals this process's
+    own img2img of it), with our strength and seed as form fields; what img2img cannot do is a 400 naming it."""
+    import openai
+
+    from ..helpers.commands import in_process_hash
+
+    honest_only(grid)
+    client = openai.OpenAI(base_url=grid["url"] + "/v1", api_key=grid["key"], timeout=120)
+    picture = base64.b64decode(noise_image(seed=3))
+    out = client.images.edit(model="RealisticVision", image=("start.png", picture, "image/png"),
+                             prompt="a lighthouse at dusk", size="256x256", extra_body={"strength": 0.5, "seed": 7})
+    answer = base64.b64decode(out.data[0].b64_json)
+    with grid["v"].sessions() as s:
+        job = s.scalars(select(Job).order_by(Job.created_at.desc()).limit(1)).one()
+        assert job.request["pipeline"] == "img2img" and job.request["strength"] == 0.5 and job.request["seed"] == 7
+        assert base64.b64decode(job.request["init_image"]) == picture
+    assert media.pixel_sha256(media.decode(answer, "image/png")) == in_process_hash(settings, job.request)
+    for kwargs, field in (({"mask": ("mask.png", picture, "image/png")}, "mask"),
+                          ({"extra_body": {"strength": "lots"}}, "strength"),
+                          ({"size": "huge"}, "size")):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.images.edit(model="RealisticVision", image=("start.png", picture, "image/png"), prompt="x",
+                               **kwargs)
+        assert refused.value.param == field, refused.value.body
+    with pytest.raises(openai.BadRequestError) as refused:  # not a picture: the protocol's check, under its name
+        client.images.edit(model="RealisticVision", image=("start.png", b"not a picture", "image/png"), prompt="x")
+    assert refused.value.param == "image", refused.value.body
+    auth = {"Authorization": f"Bearer {grid['key']}"}
+    as_json = httpx.post(grid["url"] + "/v1/images/edits", json={"prompt": "x"}, headers=auth, timeout=30)
+    assert as_json.status_code == 415 and "multipart/form-data" in as_json.text, as_json.text
+    no_image = httpx.post(grid["url"] + "/v1/images/edits", data={"prompt": "x"}, files={"other": b"x"}, headers=auth,
+                          timeout=30)
+    assert no_image.status_code == 400 and no_image.json()["error"]["param"] == "image", no_image.text
+
+
 def test_failover_past_a_down_an_erroring_and_a_silent_miner(grid):
     """In-process attempts (runner.run_job) over the real miners: the three failing miners rank
     first (score 0.9), the honest ones are new (below the floor), so the order is fixed."""
