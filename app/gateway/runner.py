@@ -42,6 +42,7 @@ from app.validator.judging import count_outcome
 from app.validator.rounds import (
     Query,
     Reply,
+    answer_pixel_sha256,
     call_miner,
     query_deadline,
     record_reply,
@@ -214,8 +215,6 @@ def pixel_hash(request: dict, reply: Reply) -> str:
     if spec.payload is Payload.CHAT:
         parse_text_answer(json.loads(reply.data), parse_text_request(request))
         return reply.fields["claimed_sha256"]
-    media_type = reply.fields.get("media_type")
-    if media_type != spec.media_type.value:
-        raise media.MediaError(f"media type {media_type!r}, expected {spec.media_type.value!r}")
-    frames = (request.get("params") or {}).get("num_frames") if spec.is_video else None  # a stored, parsed request
-    return media.pixel_sha256(media.answer_pixels(reply.data, spec.media_type, reply.frames, frames))
+    if reply.fields.get("pixel_sha256") and reply.fields.get("media_type") == spec.media_type.value:
+        return reply.fields["pixel_sha256"]  # read when the answer came (rounds.call_miner)
+    return answer_pixel_sha256(request, reply.fields.get("media_type"), reply.data, reply.frames)

@@ -77,7 +77,7 @@ def record_answer(session: Session, *, response_id: int, status: str, latency_s:
                   http_status: int | None = None, error: str | None = None, media_type: str | None = None,
                   artifact_path: str | None = None, claimed_sha256: str | None = None,
                   environment: dict | None = None, frames_path: str | None = None,
-                  trajectory_root: str | None = None) -> Response:
+                  trajectory_root: str | None = None, pixel_sha256: str | None = None) -> Response:
     response = session.get(Response, response_id)
     if response is None:
         raise LookupError(f"no response {response_id}")
@@ -86,7 +86,7 @@ def record_answer(session: Session, *, response_id: int, status: str, latency_s:
     response.status, response.latency_s, response.http_status, response.error = status, latency_s, http_status, error
     response.answered_at = utcnow()
     response.media_type, response.artifact_path, response.frames_path = media_type, artifact_path, frames_path
-    response.trajectory_root = trajectory_root
+    response.trajectory_root, response.pixel_sha256 = trajectory_root, pixel_sha256  # (the verdict's, known early)
     response.claimed_sha256, response.environment = claimed_sha256, environment
     session.flush()
     return response

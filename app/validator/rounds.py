@@ -288,6 +288,28 @@ def start_query(s, response: Response) -> Query | None:
     return Query(response.id, response.hotkey, miner.axon, challenge.model, wire_request(challenge.request))
 
 
+def answer_pixel_sha256(request: dict, media_type: str | None, data: bytes, frames: bytes | None) -> str:
+    """The hash of the pixels an image or video answer shows (a PNG's, or a video's lossless frames:
+    what the verifier judges); MediaError when they cannot be read or are not the model's media type."""
+    spec = get_spec(request["model"])
+    if media_type != spec.media_type.value:
+        raise media.MediaError(f"media type {media_type!r}, expected {spec.media_type.value!r}")
+    count = (request.get("params") or {}).get("num_frames") if spec.is_video else None
+    return media.pixel_sha256(media.answer_pixels(data, spec.media_type, frames, count))
+
+
+def _pixels_known(request: dict, parsed: dict) -> str | None:
+    """An image or video answer's pixel hash when it is recorded, so that a replay is found by the
+    answers recorded before it whatever order the verdicts land in; None when it cannot be read
+    (the verdict says why) or is not pixels."""
+    if get_spec(request["model"]).payload is not Payload.DIFFUSION:
+        return None
+    try:
+        return answer_pixel_sha256(request, parsed["media_type"], parsed["data"], parsed["frames"])
+    except (media.MediaError, ValueError, OSError):
+        return None
+
+
 def call_miner(v: Validator, query: Query, *, busy_ok: bool = False) -> Reply:
     """The signed call and the answer's bytes stored; no database. busy_ok (organic attempts): a
     429 (the miner's concurrency or quota is full) is back-pressure, not a failure: `busy`; a 400
@@ -311,7 +333,7 @@ def call_miner(v: Validator, query: Query, *, busy_ok: bool = False) -> Reply:
         return Reply("answered", latency, dict(
             media_type=media_type, artifact_path=str(path), frames_path=str(frames) if frames else None,
             claimed_sha256=parsed["claimed_sha256"], environment=parsed["environment"], http_status=200,
-            trajectory_root=parsed.get("trajectory_root")),
+            trajectory_root=parsed.get("trajectory_root"), pixel_sha256=_pixels_known(query.request, parsed)),
             data=parsed["data"], frames=parsed["frames"])
     except MinerError as exc:
         status = "busy" if busy_ok and exc.status == 429 else "rejected" if busy_ok and exc.status == 400 \

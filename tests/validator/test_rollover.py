@@ -180,3 +180,34 @@ def test_a_replay_is_judged_by_answer_order_not_verdict_order(url):
     with session_scope(url, read_only=True) as s:
         assert records.duplicate_of(s, pixel_sha256="f" * 64, challenge_id="C", response_id=ids["C"]) is None
         assert records.duplicate_of(s, pixel_sha256="e" * 64, challenge_id="C", response_id=ids["C"]) is None
+
+
+def test_an_answers_pixels_are_known_when_it_is_recorded(url):
+    """A replay is found by the answers recorded before it, before any of them is judged."""
+    import numpy as np
+
+    from app.protocol import media
+    from app.validator.rounds import _pixels_known
+
+    picture = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    png = media.encode_png(picture)
+    image = {"model": "RealisticVision", "prompt": "a cat", "seed": 1}
+    assert _pixels_known(image, {"media_type": "image/png", "data": png, "frames": None}) == media.pixel_sha256(picture)
+    assert _pixels_known(image, {"media_type": "image/png", "data": b"not a png", "frames": None}) is None
+    assert _pixels_known(image, {"media_type": "video/mp4", "data": png, "frames": None}) is None
+    assert _pixels_known({"model": "Gemma7b"}, {"media_type": "application/json", "data": b"{}", "frames": None}) is None
+    migrations.upgrade(url)
+    with session_scope(url) as s:
+        records.upsert_miner(s, hotkey="early", uid=7, default_tier="Bronze", model="RealisticVision",
+                             axon="127.0.0.1:1", reachable=True, total_volume=40, quota=10)
+        ids = {}
+        for cid, seed in (("early-A", 1), ("early-B", 2)):
+            records.create_challenge(s, request=parse_request({**image, "seed": seed, "request_id": cid}), block=20)
+            ids[cid] = records.add_response(s, challenge_id=cid, miner=s.get(MinerState, "early")).id
+            records.record_answer(s, response_id=ids[cid], status="answered", latency_s=0.1, media_type="image/png",
+                                  pixel_sha256=media.pixel_sha256(picture))
+    with session_scope(url, read_only=True) as s:  # neither judged yet: the later one is the replay
+        digest = media.pixel_sha256(picture)
+        assert records.duplicate_of(s, pixel_sha256=digest, challenge_id="early-B", response_id=ids["early-B"]) \
+            == "challenge early-A"
+        assert records.duplicate_of(s, pixel_sha256=digest, challenge_id="early-A", response_id=ids["early-A"]) is None
