@@ -32,9 +32,7 @@ def prepare_database(settings: Settings) -> None:
         with file_lock(settings.state_path / "migrate.lock"):  # several local processes start at once
             migrations.upgrade(url)
         return
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(migrations.alembic_config(url)).get_current_head()
+    head = migrations.head()
     current = migrations.current(url)
     if current != head:
         raise DatabaseNotReady(

@@ -60,13 +60,10 @@ def broker(settings: Settings) -> str:
 
 
 def database(settings: Settings) -> str:
-    from alembic.script import ScriptDirectory
-
+    from app import migrations
     from app.bootstrap import DatabaseNotReady
-    from app.migrations import alembic_config, current
 
-    at = current(settings.sqlalchemy_url)
-    head = ScriptDirectory.from_config(alembic_config(settings.sqlalchemy_url)).get_current_head()
+    at, head = migrations.current(settings.sqlalchemy_url), migrations.head()
     if at != head:
         raise DatabaseNotReady(f"{redact_url(settings.sqlalchemy_url)} answers at migration {at or 'none'}, not {head}: run "
                                "`seedgrid db upgrade` once")

@@ -253,7 +253,7 @@ def training_steps(specs: list[ModelSpec], budget: devtrain.Budget, keep_vae: bo
 
 def train_dev_weights(specs: list[ModelSpec], captions, budget: devtrain.Budget, log,
                       out: Path | None = None, keep_vae: bool = False, device: str = "cpu",
-                      tick=devtrain._no_tick) -> dict:
+                      tick=devtrain.no_tick) -> dict:
     """Train one VAE for all, then each spec's text encoders and UNet; write the weights to `out`.
 
     keep_vae: train the denoisers against the VAE already in `out` (its latent space stays).

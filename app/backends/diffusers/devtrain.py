@@ -103,12 +103,12 @@ def _to_tensor(pictures: np.ndarray, device="cpu"):
     return x / 127.5 - 1.0
 
 
-def _no_tick(what: str) -> None:
-    pass
+def no_tick(what: str) -> None:
+    """No progress display: a tick that shows nothing."""
 
 
 def train_vae(vae, captions: Callable[[int], str], budget: Budget, log: Callable[[str], None],
-              tick: Callable[[str], None] = _no_tick) -> None:
+              tick: Callable[[str], None] = no_tick) -> None:
     """Train `vae` in place on pictures of every look; `tick(what)` once per step (a progress display's)."""
     import torch
 
@@ -191,7 +191,7 @@ def _trainable(pipe):
 
 
 def train_denoiser(pipe, spec: ModelSpec, captions: Callable[[int], str], budget: Budget,
-                   log: Callable[[str], None], tick: Callable[[str], None] = _no_tick) -> None:
+                   log: Callable[[str], None], tick: Callable[[str], None] = no_tick) -> None:
     """Train `pipe`'s text encoder(s) and UNet in place on its look of the world; `tick(what)` once per step."""
     import torch
 
